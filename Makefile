@@ -1,0 +1,59 @@
+# The ETL job platform. `make help` lists the targets.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export DAGSTER_HOME
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint typecheck unit dev db-upgrade reference-api bench bench-large bench-daemon clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the package with its dev tools
+
+demo: $(STAMP) ## run the whole sample flow on embedded SQLite (quick start, step 1)
+	$(BIN)/python sandbox/sample_run.py
+
+test: lint typecheck unit ## lint, type-check and run every test (quick start, step 2)
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP) ## mypy over etl_assets/
+	$(BIN)/mypy etl_assets
+
+unit: $(STAMP) ## the test suite (SQLite always; PostgreSQL when reachable)
+	$(BIN)/pytest
+
+db-upgrade: $(STAMP) ## create or upgrade the ledger and warehouse schema
+	$(BIN)/etl db upgrade
+
+reference-api: $(STAMP) ## serve the reference FX and catalog APIs on 127.0.0.1:8765
+	$(BIN)/etl reference-api
+
+dev: $(STAMP) ## start `dagster dev` (UI on http://127.0.0.1:3000) with the reference APIs
+	$(BIN)/etl dagster-home
+	$(BIN)/etl db upgrade
+	$(BIN)/etl reference-api & trap 'kill $$!' EXIT; \
+	$(BIN)/dagster dev -w workspace.yaml
+
+bench: bench-large bench-daemon ## run every benchmark (needs PostgreSQL)
+
+bench-large: $(STAMP) ## a 1,000,000-row job against raw PostgreSQL COPY
+	$(BIN)/python benchmarks/bench_large_file.py
+
+bench-daemon: $(STAMP) ## 100 small jobs through the real daemon path
+	$(BIN)/python benchmarks/bench_daemon_jobs.py
+
+clean: ## remove local state (.dagster_home, .etl_data); keeps .venv
+	rm -rf .dagster_home .etl_data

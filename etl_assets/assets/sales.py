@@ -1,0 +1,133 @@
+"""The per-job asset graph of the sales dataset: CSV rows -> FX rates, products -> warehouse.
+
+Each asset is partitioned by job (one dynamic partition per job id) and does its work inside
+`job_step`, which keeps the ledger true whatever happens.
+"""
+
+
+import dagster as dg
+import pandas as pd
+
+from etl_assets.partitions import job_partitions
+from etl_assets.pipeline.source import SourceRows, stage_source_rows
+from etl_assets.pipeline.transform import SalesLinesToLoad
+from etl_assets.resources.apis import CatalogResource, FxRatesResource
+from etl_assets.resources.ledger import LedgerResource
+from etl_assets.resources.pipeline import PipelineSettingsResource
+from etl_assets.resources.staging import StagingResource
+from etl_assets.tracking import Heartbeat, job_step
+
+STAGING = "staging_io_manager"
+
+
+@dg.asset(
+    partitions_def=job_partitions,
+    group_name="ingest",
+    io_manager_key=STAGING,
+    kinds={"csv", "pandas"},
+)
+def sales_source_rows(
+    context: dg.AssetExecutionContext,
+    ledger: LedgerResource,
+    staging: StagingResource,
+    pipeline: PipelineSettingsResource,
+) -> dg.Output[SourceRows]:
+    """Valid rows of the job's sales CSV, staged in chunks; invalid rows go to quarantine."""
+    job_id, run_id = context.partition_key, context.run_id
+    with job_step(ledger.ledger, job_id, run_id, "sales_source_rows", context.log) as job:
+        context.log.info(f"job={job_id} upload started: file={job.source_name}")
+        source = stage_source_rows(
+            ledger.ledger,
+            job,
+            run_id,
+            staging.chunk_writer(job_id, "sales_source_rows"),
+            chunk_rows=pipeline.chunk_rows,
+            heartbeat=Heartbeat(ledger.ledger, job_id, run_id, pipeline.heartbeat_seconds),
+        )
+    context.log.info(
+        f"job={job_id} validated: rows={source.rows_total}, "
+        f"valid {source.chunks.row_count}, quarantined {source.rows_quarantined}"
+    )
+    return dg.Output(
+        source,
+        metadata={
+            "dagster/row_count": source.chunks.row_count,
+            "rows_total": source.rows_total,
+            "rows_quarantined": source.rows_quarantined,
+            "chunks": source.chunks.chunk_count,
+            "source_file": job.source_name,
+        },
+    )
+
+
+@dg.asset(partitions_def=job_partitions, group_name="ingest", io_manager_key=STAGING, kinds={"api"})
+def fx_rates(
+    context: dg.AssetExecutionContext,
+    sales_source_rows: SourceRows,
+    ledger: LedgerResource,
+    fx_api: FxRatesResource,
+    pipeline: PipelineSettingsResource,
+) -> dg.Output[pd.DataFrame]:
+    """FX rate of each (order date, currency) in the job: one FX API call per distinct date."""
+    job_id = context.partition_key
+    with job_step(ledger.ledger, job_id, context.run_id, "fx_rates", context.log):
+        rates = fx_api.rates(sales_source_rows.fx_pairs, pipeline.reporting_currency)
+    return dg.Output(
+        rates,
+        metadata={"dagster/row_count": len(rates), "api_calls": fx_api.calls},
+    )
+
+
+@dg.asset(partitions_def=job_partitions, group_name="ingest", io_manager_key=STAGING, kinds={"api"})
+def catalog_products(
+    context: dg.AssetExecutionContext,
+    sales_source_rows: SourceRows,
+    ledger: LedgerResource,
+    catalog_api: CatalogResource,
+) -> dg.Output[pd.DataFrame]:
+    """Name and category of each SKU in the job, from the catalog API in batches."""
+    job_id = context.partition_key
+    with job_step(ledger.ledger, job_id, context.run_id, "catalog_products", context.log):
+        products = catalog_api.products(sales_source_rows.skus)
+    missing = len(sales_source_rows.skus) - len(products)
+    return dg.Output(
+        products,
+        metadata={
+            "dagster/row_count": len(products),
+            "skus_not_in_catalog": missing,
+            "api_calls": catalog_api.calls,
+        },
+    )
+
+
+@dg.asset(
+    partitions_def=job_partitions,
+    group_name="warehouse",
+    io_manager_key="warehouse_io_manager",
+    kinds={"pandas", "sql"},
+)
+def sales_fact(
+    context: dg.AssetExecutionContext,
+    sales_source_rows: SourceRows,
+    fx_rates: pd.DataFrame,
+    catalog_products: pd.DataFrame,
+    ledger: LedgerResource,
+    pipeline: PipelineSettingsResource,
+) -> SalesLinesToLoad:
+    """The job's order lines in the warehouse, with product names and reporting-currency amounts.
+
+    Rows are merged and transformed chunk by chunk as the warehouse IO manager loads them;
+    the IO manager also marks the job completed.
+    """
+    job_id = context.partition_key
+    with job_step(ledger.ledger, job_id, context.run_id, "sales_fact", context.log):
+        return SalesLinesToLoad(
+            job_id=job_id,
+            source=sales_source_rows,
+            fx_rates=fx_rates,
+            products=catalog_products,
+            reporting_currency=pipeline.reporting_currency,
+        )
+
+
+SALES_ASSETS = [sales_source_rows, fx_rates, catalog_products, sales_fact]

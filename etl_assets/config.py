@@ -1,0 +1,127 @@
+"""Every setting of the platform, read from environment variables with documented defaults.
+
+This is the one module that knows about the environment. Everything else receives a
+`Settings` value (or a resource built from one), so tests set the environment they need and
+never read a developer's own settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATA_DIR = ".etl_data"
+
+
+def _setting(default: Any, doc: str, *, secret: bool = False) -> Any:
+    return field(default=default, metadata={"doc": doc, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings in force. Field names are the environment variable names, lower-cased."""
+
+    data_dir: str = _setting(
+        DEFAULT_DATA_DIR, "Root folder for the embedded defaults (SQLite file, inbox, staging)."
+    )
+    database_url: str = _setting(
+        "",
+        "SQLAlchemy URL of the ledger and warehouse database. "
+        "Default: a SQLite file `etl.db` in DATA_DIR.",
+        secret=True,
+    )
+    inbox_dir: str = _setting("", "Folder watched for new CSV files, one sub-folder per dataset.")
+    staging_dir: str = _setting("", "Folder for per-job intermediate chunks and archived sources.")
+    batch_size: int = _setting(20, "Pending jobs the dispatch sensor claims per tick.")
+    chunk_rows: int = _setting(100_000, "Rows per chunk: bounds memory and is the checkpoint unit.")
+    retry_max_attempts: int = _setting(3, "Attempts a job gets in all before it is dead-lettered.")
+    max_concurrent_jobs: int = _setting(4, "Runs Dagster's run queue lets run at once.")
+    job_timeout_minutes: int = _setting(60, "Longest a run may take before Dagster stops it.")
+    heartbeat_seconds: int = _setting(30, "How often a running job refreshes its heartbeat.")
+    stuck_after_seconds: int = _setting(300, "Heartbeat age after which a job counts as stuck.")
+    backoff_base_seconds: float = _setting(30.0, "First retry delay.")
+    backoff_multiplier: float = _setting(2.0, "Growth of the retry delay per attempt.")
+    backoff_max_seconds: float = _setting(3600.0, "Upper bound of a retry delay.")
+    dispatch_interval_seconds: int = _setting(5, "Seconds between dispatch sensor ticks.")
+    inbox_interval_seconds: int = _setting(10, "Seconds between inbox sensor ticks.")
+    inbox_settle_seconds: float = _setting(
+        2.0, "A file in the inbox must be unchanged this long before it is registered."
+    )
+    db_pool_size: int = _setting(5, "Connections kept open per process (PostgreSQL).")
+    db_max_overflow: int = _setting(5, "Extra connections allowed above the pool size.")
+    db_pool_recycle_seconds: int = _setting(1800, "Connections older than this are reopened.")
+    fx_api_url: str = _setting("http://127.0.0.1:8765/fx", "Frankfurter-style FX rates API.")
+    fx_api_token: str = _setting("", "Bearer token for the FX API, if it needs one.", secret=True)
+    catalog_api_url: str = _setting("http://127.0.0.1:8765/catalog", "Product catalog API.")
+    catalog_api_token: str = _setting(
+        "", "Bearer token for the catalog API, if it needs one.", secret=True
+    )
+    api_timeout_seconds: float = _setting(10.0, "Timeout of each HTTP call to an enrichment API.")
+    reporting_currency: str = _setting("EUR", "Currency the warehouse reports amounts in.")
+    log_level: str = _setting("INFO", "Log level of the platform's own loggers.")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from `environ` (default: the process environment)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, raw, type(f.default))
+        return cls(**values).resolved()
+
+    def resolved(self) -> Settings:
+        """Fill the settings whose defaults derive from DATA_DIR."""
+        data = Path(self.data_dir).absolute()
+        return dataclasses.replace(
+            self,
+            database_url=self.database_url or f"sqlite:///{data / 'etl.db'}",
+            inbox_dir=self.inbox_dir or str(data / "inbox"),
+            staging_dir=self.staging_dir or str(data / "staging"),
+        )
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(NAME, value in force with secrets masked, description) for `etl config` and docs."""
+        rows = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            shown = mask_secret(f.name, str(value)) if f.metadata["secret"] else str(value)
+            rows.append((f.name.upper(), shown, f.metadata["doc"]))
+        return rows
+
+
+def mask_secret(name: str, value: str) -> str:
+    """Hide a secret; for a database URL hide only its password, the rest helps debugging."""
+    if not value:
+        return ""
+    if name == "database_url":
+        from sqlalchemy.engine import make_url
+
+        return make_url(value).render_as_string(hide_password=True)
+    return "****"
+
+
+def _parse(name: str, raw: str, kind: type) -> Any:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(
+            f"setting {name.upper()}={raw!r} is not a valid {kind.__name__}"
+        ) from None
+
+
+def secret_source(name: str, value: str, environ: Mapping[str, str] | None = None) -> Any:
+    """`dg.EnvVar(name)` when the variable is set, so Dagster resolves it at run time and the
+    UI never shows it; otherwise the (non-secret) default `value`, or None when empty."""
+    env = os.environ if environ is None else environ
+    if env.get(name):
+        import dagster as dg
+
+        return dg.EnvVar(name)
+    return value or None

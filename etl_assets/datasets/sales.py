@@ -1,0 +1,177 @@
+"""Sales order lines: the columns of the CSV, their rules, and the warehouse tables they load.
+
+One row per order line: order id, date, customer, product SKU, quantity, unit price, currency,
+store. The natural key is (order_id, sku): a line seen again is a duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from etl_assets.datasets.validation import ROW_NUMBER, ColumnRule, Kind
+from etl_assets.db import metadata
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """What the pipeline needs to know about one kind of CSV."""
+
+    name: str
+    rules: tuple[ColumnRule, ...]
+    fact_table: sa.Table
+    natural_key: tuple[str, ...]
+    # Runs in each load transaction on the staged fact rows, e.g. to upsert dimensions.
+    update_dimensions: Callable[[sa.Connection, str], None] | None = None
+
+    @property
+    def required_columns(self) -> list[str]:
+        """Columns the CSV header must have."""
+        return [rule.name for rule in self.rules]
+
+
+SALES_RULES = (
+    ColumnRule("order_id", Kind.TEXT),
+    ColumnRule("order_date", Kind.DATE),
+    ColumnRule("customer_id", Kind.TEXT),
+    ColumnRule(
+        "sku",
+        Kind.CODE,
+        pattern=r"[A-Z0-9][A-Z0-9._-]*",
+        pattern_hint="a SKU (letters, digits, '-', '_', '.')",
+    ),
+    ColumnRule("quantity", Kind.POSITIVE_INT),
+    ColumnRule("unit_price", Kind.NON_NEGATIVE_DECIMAL),
+    ColumnRule("currency", Kind.CODE, max_length=3, pattern=r"[A-Z]{3}", pattern_hint="an ISO code"),
+    ColumnRule("store_id", Kind.TEXT),
+)
+
+MONEY = sa.Numeric(18, 4, asdecimal=False)
+
+sales_fact = sa.Table(
+    "sales_fact",
+    metadata,
+    sa.Column("order_id", sa.String(64), primary_key=True),
+    sa.Column("sku", sa.String(64), primary_key=True),
+    sa.Column("order_date", sa.Date, nullable=False),
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    sa.Column("store_id", sa.String(64), nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("unit_price", MONEY, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("amount", MONEY, nullable=False),
+    sa.Column("fx_rate", sa.Float, nullable=False),  # reporting currency per unit of `currency`
+    sa.Column("fx_date", sa.Date, nullable=False),  # the date the rate was published
+    sa.Column("amount_reporting", MONEY, nullable=False),
+    sa.Column("reporting_currency", sa.String(3), nullable=False),
+    sa.Column("product_name", sa.String(200), nullable=False),
+    sa.Column("category", sa.String(100), nullable=False),
+    sa.Column("job_id", sa.String(32), nullable=False),  # lineage: the job that loaded the row
+    sa.Column("source_row", sa.BigInteger, nullable=False),  # its line in that job's file
+    sa.Index("ix_sales_fact_job_id", "job_id"),
+    sa.Index("ix_sales_fact_order_date", "order_date"),
+)
+
+dim_product = sa.Table(
+    "dim_product",
+    metadata,
+    sa.Column("sku", sa.String(64), primary_key=True),
+    sa.Column("product_name", sa.String(200), nullable=False),
+    sa.Column("category", sa.String(100), nullable=False),
+    sa.Column("last_job_id", sa.String(32), nullable=False),
+)
+
+dim_customer = sa.Table(
+    "dim_customer",
+    metadata,
+    sa.Column("customer_id", sa.String(64), primary_key=True),
+    sa.Column("first_order_date", sa.Date, nullable=False),
+    sa.Column("last_order_date", sa.Date, nullable=False),
+    sa.Column("first_job_id", sa.String(32), nullable=False),
+    sa.Column("last_job_id", sa.String(32), nullable=False),
+)
+
+SALES = Dataset(
+    name="sales",
+    rules=SALES_RULES,
+    fact_table=sales_fact,
+    natural_key=("order_id", "sku"),
+    update_dimensions=lambda conn, stage: update_sales_dimensions(conn, stage),
+)
+
+FACT_COLUMNS = [column.name for column in sales_fact.columns]
+
+
+def transform_sales(
+    rows: pd.DataFrame,
+    fx_rates: pd.DataFrame,
+    products: pd.DataFrame,
+    *,
+    job_id: str,
+    reporting_currency: str,
+) -> tuple[pd.DataFrame, list[dict[str, object]]]:
+    """Merge valid rows with their FX rate and product, compute amounts.
+
+    `fx_rates` has order_date, currency, fx_rate, fx_date; `products` has sku, product_name,
+    category. Returns the fact rows (columns of sales_fact) and the rows rejected because no
+    rate or no product was found, with the reason.
+    """
+    merged = rows.merge(fx_rates, how="left", on=["order_date", "currency"], validate="m:1")
+    merged = merged.merge(products, how="left", on="sku", validate="m:1")
+    no_rate = merged["fx_rate"].isna().to_numpy()
+    no_product = merged["product_name"].isna().to_numpy()
+    rejected = _enrichment_rejections(merged, no_rate, no_product)
+
+    lines = merged[~(no_rate | no_product)].copy()
+    lines["amount"] = (lines["quantity"] * lines["unit_price"]).round(4)
+    lines["amount_reporting"] = (lines["amount"] * lines["fx_rate"]).round(4)
+    lines["reporting_currency"] = reporting_currency
+    lines["job_id"] = job_id
+    return lines[FACT_COLUMNS].reset_index(drop=True), rejected
+
+
+def _enrichment_rejections(
+    merged: pd.DataFrame, no_rate: np.ndarray, no_product: np.ndarray
+) -> list[dict[str, object]]:
+    failing = np.flatnonzero(no_rate | no_product)
+    rejected: list[dict[str, object]] = []
+    for position in failing:
+        row = merged.iloc[position]
+        reasons = []
+        if no_rate[position]:
+            reasons.append(f"currency: no FX rate for {row['currency']} on {row['order_date']}")
+        if no_product[position]:
+            reasons.append(f"sku: {row['sku']} is not in the product catalog")
+        rejected.append(
+            {
+                "row_number": int(row[ROW_NUMBER]),
+                "raw_row": {rule.name: str(row[rule.name]) for rule in SALES_RULES},
+                "reason": "; ".join(reasons),
+            }
+        )
+    return rejected
+
+
+def update_sales_dimensions(conn: sa.Connection, stage: str) -> None:
+    """Upsert dim_product and dim_customer from a staged batch of sales_fact rows."""
+    least, greatest = ("LEAST", "GREATEST") if conn.dialect.name == "postgresql" else ("min", "max")
+    conn.exec_driver_sql(
+        "INSERT INTO dim_product (sku, product_name, category, last_job_id) "
+        f"SELECT sku, max(product_name), max(category), max(job_id) FROM {stage} WHERE true "
+        "GROUP BY sku ON CONFLICT (sku) DO UPDATE SET product_name = excluded.product_name, "
+        "category = excluded.category, last_job_id = excluded.last_job_id"
+    )
+    conn.exec_driver_sql(
+        "INSERT INTO dim_customer "
+        "(customer_id, first_order_date, last_order_date, first_job_id, last_job_id) "
+        "SELECT customer_id, min(order_date), max(order_date), max(job_id), max(job_id) "
+        f"FROM {stage} WHERE true GROUP BY customer_id "
+        "ON CONFLICT (customer_id) DO UPDATE SET "
+        f"first_order_date = {least}(dim_customer.first_order_date, excluded.first_order_date), "
+        f"last_order_date = {greatest}(dim_customer.last_order_date, excluded.last_order_date), "
+        "last_job_id = excluded.last_job_id"
+    )

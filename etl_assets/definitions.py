@@ -1,0 +1,69 @@
+"""The code location: assembles Definitions from the assets, job, sensors and resources."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from etl_assets.assets import SALES_ASSETS, etl_job
+from etl_assets.config import Settings, secret_source
+from etl_assets.resources.apis import CatalogResource, FxRatesResource
+from etl_assets.resources.ledger import LedgerResource
+from etl_assets.resources.pipeline import PipelineSettingsResource
+from etl_assets.resources.staging import JobStagingIOManager, StagingResource
+from etl_assets.sensors.dispatch import build_dispatch_sensor
+from etl_assets.sensors.inbox import build_inbox_sensor
+from etl_assets.sensors.run_failure import build_run_failure_sensor
+from etl_assets.warehouse.io_manager import WarehouseIOManager
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    """Every resource the assets and sensors use, configured from `settings`."""
+    ledger = LedgerResource(
+        database_url=secret_source("DATABASE_URL", settings.database_url),
+        retry_max_attempts=settings.retry_max_attempts,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_recycle_seconds=settings.db_pool_recycle_seconds,
+    )
+    return {
+        "ledger": ledger,
+        "staging": StagingResource(base_dir=settings.staging_dir),
+        "pipeline": PipelineSettingsResource(
+            chunk_rows=settings.chunk_rows,
+            heartbeat_seconds=settings.heartbeat_seconds,
+            reporting_currency=settings.reporting_currency,
+        ),
+        "fx_api": FxRatesResource(
+            base_url=settings.fx_api_url,
+            api_token=secret_source("FX_API_TOKEN", settings.fx_api_token),
+            timeout_seconds=settings.api_timeout_seconds,
+        ),
+        "catalog_api": CatalogResource(
+            base_url=settings.catalog_api_url,
+            api_token=secret_source("CATALOG_API_TOKEN", settings.catalog_api_token),
+            timeout_seconds=settings.api_timeout_seconds,
+        ),
+        "staging_io_manager": JobStagingIOManager(base_dir=settings.staging_dir),
+        "warehouse_io_manager": WarehouseIOManager(
+            ledger=ledger, heartbeat_seconds=settings.heartbeat_seconds
+        ),
+    }
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """The whole code location for `settings`."""
+    return dg.Definitions(
+        assets=SALES_ASSETS,
+        jobs=[etl_job],
+        sensors=[
+            build_inbox_sensor(
+                settings.inbox_dir, settings.inbox_settle_seconds, settings.inbox_interval_seconds
+            ),
+            build_dispatch_sensor(etl_job, settings.batch_size, settings.dispatch_interval_seconds),
+            build_run_failure_sensor(etl_job),
+        ],
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(Settings.from_env())

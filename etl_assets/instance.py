@@ -1,0 +1,47 @@
+"""Writes DAGSTER_HOME/dagster.yaml from the repository's dagster.yaml and the settings.
+
+Dagster reads some instance settings only as literal numbers (the run queue limit, run
+monitoring's max runtime), so they are filled in here from MAX_CONCURRENT_JOBS and
+JOB_TIMEOUT_MINUTES. When DAGSTER_PG_URL is set, Dagster's own storage moves to PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from etl_assets.config import Settings
+
+
+def instance_config(
+    template: Mapping[str, Any], settings: Settings, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The dagster.yaml content for `settings`, starting from `template`."""
+    env = os.environ if environ is None else environ
+    config: dict[str, Any] = yaml.safe_load(yaml.safe_dump(dict(template)))  # deep copy
+    config.setdefault("concurrency", {}).setdefault("runs", {})["max_concurrent_runs"] = (
+        settings.max_concurrent_jobs
+    )
+    config.setdefault("run_monitoring", {})["max_runtime_seconds"] = (
+        settings.job_timeout_minutes * 60
+    )
+    if env.get("DAGSTER_PG_URL"):
+        config["storage"] = {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}
+    return config
+
+
+def write_dagster_home(
+    home: Path, template_path: Path, settings: Settings, environ: Mapping[str, str] | None = None
+) -> Path:
+    """Create `home` with its dagster.yaml; returns the file written."""
+    template = yaml.safe_load(template_path.read_text()) or {}
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    config = instance_config(template, settings, environ)
+    header = f"# Written by `etl dagster-home` from {template_path.name}; edit that file instead.\n"
+    target.write_text(header + yaml.safe_dump(config, sort_keys=False))
+    return target

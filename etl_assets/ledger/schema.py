@@ -1,0 +1,104 @@
+"""Tables of the jobs ledger. The migrations in `etl_assets/migrations` create them."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from etl_assets.db import JSONType, UTCDateTime, metadata
+from etl_assets.ledger.models import AttemptOutcome, ErrorType, JobStatus
+
+
+def _one_of(column: str, enum: type[JobStatus | ErrorType | AttemptOutcome]) -> str:
+    values = ", ".join(f"'{member.value}'" for member in enum)
+    return f"{column} IN ({values})"
+
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("job_id", sa.String(32), primary_key=True),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("dataset", sa.String(64), nullable=False),
+    sa.Column("source_uri", sa.Text, nullable=False),
+    sa.Column("source_name", sa.String(255), nullable=False),
+    sa.Column("content_sha256", sa.String(64), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("retry_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("error_type", sa.String(32)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("error_traceback", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("last_heartbeat_at", UTCDateTime),
+    sa.Column("completed_at", UTCDateTime),
+    sa.Column("next_attempt_at", UTCDateTime),
+    sa.Column("rows_total", sa.BigInteger),
+    sa.Column("rows_processed", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_loaded", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_quarantined", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_duplicate", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("checkpoint", JSONType),
+    sa.Column("metrics", JSONType),
+    sa.UniqueConstraint("dataset", "content_sha256"),
+    sa.CheckConstraint(_one_of("status", JobStatus), name="status"),
+    sa.CheckConstraint(_one_of("error_type", ErrorType), name="error_type"),
+    sa.CheckConstraint(
+        "attempts >= 0 AND retry_count >= 0 AND retry_count <= attempts "
+        "AND attempts <= max_attempts",
+        name="attempts",
+    ),
+    # The dispatch claim: pending jobs by priority, then age.
+    sa.Index("ix_jobs_status_priority_created", "status", sa.text("priority DESC"), "created_at"),
+    sa.Index("ix_jobs_completed_at", "completed_at"),
+    sa.Index("ix_jobs_status_heartbeat", "status", "last_heartbeat_at"),
+    sa.Index("ix_jobs_run_id", "run_id"),
+)
+
+job_attempts = sa.Table(
+    "job_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "job_id",
+        sa.String(32),
+        sa.ForeignKey("jobs.job_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("ended_at", UTCDateTime),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("error_type", sa.String(32)),
+    sa.Column("error_message", sa.Text),
+    sa.UniqueConstraint("job_id", "attempt"),
+    sa.CheckConstraint(_one_of("outcome", AttemptOutcome), name="outcome"),
+)
+
+quarantined_rows = sa.Table(
+    "quarantined_rows",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column(
+        "job_id",
+        sa.String(32),
+        sa.ForeignKey("jobs.job_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # The line in the file as an editor shows it: the header is line 1.
+    sa.Column("row_number", sa.BigInteger, nullable=False),
+    sa.Column("raw_row", JSONType, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("stage", sa.String(16), nullable=False),
+    sa.Column("retry_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("job_id", "row_number"),
+    sa.Index("ix_quarantined_rows_created_at", "created_at"),
+)

@@ -1,0 +1,75 @@
+"""Drives the code location in one process, the way the Dagster daemon would.
+
+The sample run and the tests use it: it evaluates the real sensors on a real instance, applies
+their dynamic-partition requests, and executes their run requests with the real asset job
+(in process, so no daemon or code server is needed). `benchmarks/bench_daemon_jobs.py` and
+`etl_assets_tests/test_daemon.py` exercise the real daemon instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+
+@dataclass
+class LocalDaemon:
+    """Evaluates sensors and executes their run requests in this process."""
+
+    defs: dg.Definitions
+    instance: dg.DagsterInstance
+    job_name: str = "etl_job"
+    cursors: dict[str, str | None] = field(default_factory=dict)
+
+    def tick(self, sensor_name: str) -> list[dg.RunRequest]:
+        """Evaluate one sensor once; apply its partition requests; return its run requests."""
+        sensor = self.defs.get_unresolved_sensor_def(sensor_name)
+        with dg.build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursors.get(sensor_name),
+            definitions=self.defs,
+            resources=self._resources(),
+            sensor_name=sensor_name,
+        ) as context:
+            result = sensor(context)
+        if isinstance(result, dg.SkipReason) or result is None:
+            return []
+        if isinstance(result, dg.SensorResult):
+            for request in result.dynamic_partitions_requests or []:
+                if isinstance(request, dg.AddDynamicPartitionsRequest):
+                    self.instance.add_dynamic_partitions(
+                        request.partitions_def_name, list(request.partition_keys)
+                    )
+            if result.cursor is not None:
+                self.cursors[sensor_name] = result.cursor
+            return list(result.run_requests or [])
+        return [r for r in result if isinstance(r, dg.RunRequest)]
+
+    def execute(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+        """Run one request of the dispatch sensor with the real asset job."""
+        job = self.defs.resolve_job_def(self.job_name)
+        return job.execute_in_process(
+            partition_key=request.partition_key,
+            instance=self.instance,
+            tags=dict(request.tags),
+            raise_on_error=False,
+        )
+
+    def dispatch(self) -> list[dg.ExecuteInProcessResult]:
+        """One dispatch tick and every run it requests; returns their results."""
+        return [self.execute(request) for request in self.tick("dispatch_sensor")]
+
+    def drain(self, max_ticks: int = 100) -> list[dg.ExecuteInProcessResult]:
+        """Dispatch until a tick claims nothing; returns every run's result."""
+        results: list[dg.ExecuteInProcessResult] = []
+        for _ in range(max_ticks):
+            batch = self.dispatch()
+            if not batch:
+                break
+            results.extend(batch)
+        return results
+
+    def _resources(self) -> Mapping[str, object]:
+        return dict(self.defs.resources or {})

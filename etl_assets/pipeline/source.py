@@ -1,0 +1,76 @@
+"""Read and validate a job's CSV file: valid rows to staged chunks, invalid rows to quarantine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from etl_assets.datasets import get_dataset
+from etl_assets.datasets.csv_source import read_chunks, read_header
+from etl_assets.datasets.validation import validate_chunk
+from etl_assets.errors import PermanentError
+from etl_assets.ledger import Job, Ledger
+from etl_assets.resources.staging import ChunkWriter, StagedChunks
+from etl_assets.tracking import Heartbeat
+
+VALIDATE_STAGE = "validate"
+
+
+@dataclass(frozen=True)
+class SourceRows:
+    """The job's valid rows (staged in chunks) and what the enrichment steps need to look up."""
+
+    chunks: StagedChunks
+    rows_total: int
+    rows_quarantined: int
+    fx_pairs: frozenset[tuple[str, str]]  # distinct (order_date, currency)
+    skus: frozenset[str]
+
+
+def stage_source_rows(
+    ledger: Ledger,
+    job: Job,
+    run_id: str,
+    writer: ChunkWriter,
+    *,
+    chunk_rows: int,
+    heartbeat: Heartbeat,
+) -> SourceRows:
+    """Validate the job's file chunk by chunk; commits quarantined rows and the row total.
+
+    Raises PermanentError when the file cannot be used at all: missing, empty, not CSV, a
+    required column missing, or not one valid row in it.
+    """
+    dataset = get_dataset(job.dataset)
+    path = Path(job.source_uri)
+    if not path.is_file():
+        raise PermanentError(f"{job.source_name}: the source file {path} is gone")
+    columns = read_header(path, dataset.required_columns)
+
+    total = quarantined = 0
+    fx_pairs: set[tuple[str, str]] = set()
+    skus: set[str] = set()
+    for raw in read_chunks(path, columns, chunk_rows):
+        checked = validate_chunk(raw.frame, dataset.rules)
+        rejected = raw.malformed + checked.rejected
+        if rejected:
+            with ledger.engine.begin() as conn:
+                ledger.quarantine_rows(conn, job.job_id, VALIDATE_STAGE, rejected)
+        valid = checked.valid
+        writer.write(valid)
+        pairs = valid[["order_date", "currency"]].drop_duplicates()
+        fx_pairs.update(pairs.itertuples(index=False, name=None))
+        skus.update(valid["sku"].unique())
+        total += raw.rows_read
+        quarantined += len(rejected)
+        heartbeat.beat()
+
+    if total == 0:
+        raise PermanentError(f"{job.source_name}: no data rows under the header")
+    ledger.set_rows_total(job.job_id, run_id, total)
+    if quarantined == total:
+        raise PermanentError(
+            f"{job.source_name}: all {total} rows are invalid; "
+            f"see `etl failed-rows list --job {job.job_id}` for each row's reason"
+        )
+    return SourceRows(writer.finish(), total, quarantined, frozenset(fx_pairs), frozenset(skus))

@@ -1,0 +1,1 @@
+"""Dagster resources: the ledger database, the staging folder and the enrichment APIs."""

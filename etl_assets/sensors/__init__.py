@@ -1,0 +1,1 @@
+"""Sensors: the inbox publisher, the dispatcher, and the run-failure watcher."""

@@ -1,0 +1,38 @@
+"""Packaging for the ETL job platform: the `etl_assets` code location and the `etl` command."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="etl_assets",
+    version="0.1.0",
+    description="A Dagster asset-based ETL platform: CSV files in, jobs ledger, warehouse out.",
+    packages=find_packages(exclude=["etl_assets_tests*"]),
+    package_data={"etl_assets": ["migrations/*.py", "migrations/versions/*.py", "py.typed"]},
+    python_requires=">=3.11,<3.14",
+    install_requires=[
+        # The registry here has dagster 1.13.29 but no dagster-webserver above 1.13.27:
+        # pin the whole Dagster set to versions that resolve together.
+        "dagster==1.13.27",
+        "dagster-webserver==1.13.27",
+        "dagster-postgres==0.29.27",
+        # Dagster already brings these; named because our own code imports them.
+        "sqlalchemy>=2.0,<2.2",  # Core API with RETURNING and insert().on_conflict_*
+        "alembic>=1.13,<2",  # schema migrations for the ledger and the warehouse
+        "click>=8.1,<9",  # the `etl` command line
+        "pyyaml>=6,<7",  # reads and writes dagster.yaml for `etl dagster-home`
+        "pandas>=2.2,<4",  # transform and merge; 3.x resolves here and needs no pyarrow
+        "requests>=2.31,<3",  # FX and catalog API clients
+        "psycopg2-binary>=2.9,<3",  # PostgreSQL driver (COPY via copy_expert); dagster-postgres uses it too
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8,<10",
+            "pytest-timeout>=2.3,<3",  # a hung daemon test fails instead of eating the CI budget
+            "ruff>=0.6,<1",
+            "mypy>=1.10,<2",
+            "types-requests",
+            "types-PyYAML",
+        ],
+    },
+    entry_points={"console_scripts": ["etl=etl_assets.cli:main"]},
+)
