@@ -92,6 +92,10 @@ def create_engine(
 ) -> Engine:
     """A new engine with pre-ping and recycle; SQLite gets WAL and a busy timeout."""
     parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; the COPY path and
+        # dagster-postgres use psycopg2, so one driver serves both.
+        parsed = parsed.set(drivername="postgresql+psycopg2")
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

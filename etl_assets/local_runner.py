@@ -21,6 +21,7 @@ class LocalDaemon:
     defs: dg.Definitions
     instance: dg.DagsterInstance
     job_name: str = "etl_job"
+    log_level: str = "WARNING"  # of the runs' console logs; the event log keeps everything
     cursors: dict[str, str | None] = field(default_factory=dict)
 
     def tick(self, sensor_name: str) -> list[dg.RunRequest]:
@@ -54,6 +55,7 @@ class LocalDaemon:
             partition_key=request.partition_key,
             instance=self.instance,
             tags=dict(request.tags),
+            run_config={"loggers": {"console": {"config": {"log_level": self.log_level}}}},
             raise_on_error=False,
         )
 

@@ -35,29 +35,35 @@ class RawChunk:
         return len(self.frame) + len(self.malformed)
 
 
-def read_header(path: Path, required: Sequence[str]) -> list[str]:
-    """The file's normalized column names; raises PermanentError naming what is wrong."""
+def read_header(path: Path, required: Sequence[str], name: str = "") -> list[str]:
+    """The file's normalized column names; raises PermanentError naming what is wrong.
+
+    `name` is how errors call the file (the name it was submitted under).
+    """
+    name = name or path.name
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle), None)
     except UnicodeDecodeError as exc:
-        raise PermanentError(f"{path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})")
+        raise PermanentError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})")
     if not header or all(not name.strip() for name in header):
-        raise PermanentError(f"{path.name}: the file is empty (no header row)")
+        raise PermanentError(f"{name}: the file is empty (no header row)")
     columns = [name.strip().lower() for name in header]
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     if duplicated:
-        raise PermanentError(f"{path.name}: column(s) {', '.join(duplicated)} appear twice")
+        raise PermanentError(f"{name}: column(s) {', '.join(duplicated)} appear twice")
     missing = [c for c in required if c not in columns]
     if missing:
         raise PermanentError(
-            f"{path.name}: missing required column(s) {', '.join(missing)}; "
+            f"{name}: missing required column(s) {', '.join(missing)}; "
             f"the header has {', '.join(columns)}"
         )
     return columns
 
 
-def read_chunks(path: Path, columns: Sequence[str], chunk_rows: int) -> Iterator[RawChunk]:
+def read_chunks(
+    path: Path, columns: Sequence[str], chunk_rows: int, name: str = ""
+) -> Iterator[RawChunk]:
     """Yield the file's data rows in chunks of at most `chunk_rows` records."""
     next_row = FIRST_DATA_ROW
     try:
@@ -69,7 +75,7 @@ def read_chunks(path: Path, columns: Sequence[str], chunk_rows: int) -> Iterator
         yield from _tolerant_chunks(path, columns, chunk_rows, start_row=next_row)
     except UnicodeDecodeError as exc:
         raise PermanentError(
-            f"{path.name}: not UTF-8 text after line {next_row - 1} ({exc.reason})"
+            f"{name or path.name}: not UTF-8 text after line {next_row - 1} ({exc.reason})"
         ) from None
 
 

@@ -45,12 +45,12 @@ def stage_source_rows(
     path = Path(job.source_uri)
     if not path.is_file():
         raise PermanentError(f"{job.source_name}: the source file {path} is gone")
-    columns = read_header(path, dataset.required_columns)
+    columns = read_header(path, dataset.required_columns, job.source_name)
 
     total = quarantined = 0
     fx_pairs: set[tuple[str, str]] = set()
     skus: set[str] = set()
-    for raw in read_chunks(path, columns, chunk_rows):
+    for raw in read_chunks(path, columns, chunk_rows, job.source_name):
         checked = validate_chunk(raw.frame, dataset.rules)
         rejected = raw.malformed + checked.rejected
         if rejected:
