@@ -22,7 +22,8 @@ setup(
         "pyyaml>=6,<7",  # reads and writes dagster.yaml for `etl dagster-home`
         "pandas>=2.2,<4",  # transform and merge; 3.x resolves here and needs no pyarrow
         "requests>=2.31,<3",  # FX and catalog API clients
-        "psycopg2-binary>=2.9,<3",  # PostgreSQL driver (COPY via copy_expert); dagster-postgres uses it too
+        # PostgreSQL driver: COPY via copy_expert; dagster-postgres uses it too.
+        "psycopg2-binary>=2.9,<3",
     ],
     extras_require={
         "dev": [

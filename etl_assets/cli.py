@@ -28,8 +28,18 @@ from etl_assets.logs import configure_logging
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-JOB_COLUMNS = ("job_id", "status", "title", "attempts", "rows_total", "rows_loaded",
-               "rows_quarantined", "rows_duplicate", "error_type", "created_at")
+JOB_COLUMNS = (
+    "job_id",
+    "status",
+    "title",
+    "attempts",
+    "rows_total",
+    "rows_loaded",
+    "rows_quarantined",
+    "rows_duplicate",
+    "error_type",
+    "created_at",
+)
 
 
 def _settings() -> Settings:
@@ -142,7 +152,10 @@ def submit(
     _add_partitions([p.job.job_id for p in results if p.created])
     if as_json:
         _echo_json(
-            [{"file": str(f), "created": p.created, **_job_dict(p.job)} for f, p in zip(files, results, strict=True)]
+            [
+                {"file": str(f), "created": p.created, **_job_dict(p.job)}
+                for f, p in zip(files, results, strict=True)
+            ]
         )
 
 
@@ -157,7 +170,9 @@ def _add_partitions(job_ids: list[str]) -> None:
         with dg.DagsterInstance.get() as instance:
             instance.add_dynamic_partitions("jobs", job_ids)
     except Exception as exc:  # noqa: BLE001 - the jobs are in the ledger; this is a nicety
-        click.echo(f"note: partitions not added now ({exc}); the dispatcher will add them", err=True)
+        click.echo(
+            f"note: partitions not added now ({exc}); the dispatcher will add them", err=True
+        )
 
 
 # ------------------------------------------------------------------------------ jobs
@@ -181,7 +196,9 @@ def jobs_list(status: str | None, dataset: str | None, limit: int, as_json: bool
     )
     if as_json:
         return _echo_json([_job_dict(job) for job in found])
-    click.echo(format_table(JOB_COLUMNS, ([_cell(getattr(j, c)) for c in JOB_COLUMNS] for j in found)))
+    click.echo(
+        format_table(JOB_COLUMNS, ([_cell(getattr(j, c)) for c in JOB_COLUMNS] for j in found))
+    )
 
 
 @jobs.command("show")
@@ -264,14 +281,18 @@ def reference_api(port: int, latency: float) -> None:
 
 
 @main.command("dagster-home")
-@click.option("--template", default="dagster.yaml", show_default=True, type=click.Path(path_type=Path))
+@click.option(
+    "--template", default="dagster.yaml", show_default=True, type=click.Path(path_type=Path)
+)
 def dagster_home(template: Path) -> None:
     """Write $DAGSTER_HOME/dagster.yaml from TEMPLATE and the settings in force."""
     from etl_assets.instance import write_dagster_home
 
     home = os.environ.get("DAGSTER_HOME")
     if not home:
-        raise click.ClickException("set DAGSTER_HOME to the folder Dagster should keep its state in")
+        raise click.ClickException(
+            "set DAGSTER_HOME to the folder Dagster should keep its state in"
+        )
     written = write_dagster_home(Path(home), template, _settings())
     click.echo(f"wrote {written}")
 

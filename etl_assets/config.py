@@ -111,9 +111,7 @@ def _parse(name: str, raw: str, kind: type) -> Any:
     try:
         return kind(raw)
     except ValueError:
-        raise ValueError(
-            f"setting {name.upper()}={raw!r} is not a valid {kind.__name__}"
-        ) from None
+        raise ValueError(f"setting {name.upper()}={raw!r} is not a valid {kind.__name__}") from None
 
 
 def secret_source(name: str, value: str, environ: Mapping[str, str] | None = None) -> Any:

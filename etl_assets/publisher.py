@@ -42,7 +42,10 @@ def publish_file(
     title: str | None = None,
     priority: int = 0,
 ) -> Published:
-    """Archive `path` and create its pending job; commits. Raises PermanentError for an unknown dataset."""
+    """Archive `path` and create its pending job; commits.
+
+    Raises PermanentError for an unknown dataset, FileNotFoundError for a missing file.
+    """
     get_dataset(dataset)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
@@ -57,7 +60,9 @@ def publish_file(
         priority=priority,
     )
     if created:
-        logger.info("job=%s registered: %s (%d bytes, dataset %s)", job.job_id, path.name, size, dataset)
+        logger.info(
+            "job=%s registered: %s (%d bytes, dataset %s)", job.job_id, path.name, size, dataset
+        )
     else:
         logger.info(
             "duplicate detected: %s has the content of job %s (sha256 %s), skipped",

@@ -45,7 +45,9 @@ def job_step(
     except JobNotOwned as exc:
         # Cancelled or taken over while running: the ledger already says so; write nothing.
         log.warning("job=%s step %s stopped: %s", job_id, step, exc)
-        raise dg.Failure(description=str(exc), metadata={"job_id": job_id}, allow_retries=False)
+        raise dg.Failure(
+            description=str(exc), metadata={"job_id": job_id}, allow_retries=False
+        ) from exc
     except Exception as exc:
         raise _record_failure(ledger, job, run_id, step, exc, log) from exc
 

@@ -131,10 +131,24 @@ def report(jobs: list, seconds: float, calls: dict[str, int]) -> None:
     from etl_assets.config import Settings
     from etl_assets.db import engine_for, read_connection
 
-    columns = ("job_id", "source_name", "status", "attempts", "rows_total", "rows_loaded",
-               "rows_quarantined", "rows_duplicate", "error_type")
+    columns = (
+        "job_id",
+        "source_name",
+        "status",
+        "attempts",
+        "rows_total",
+        "rows_loaded",
+        "rows_quarantined",
+        "rows_duplicate",
+        "error_type",
+    )
     print("\nJobs")
-    print(format_table(columns, ([getattr(j, c) if getattr(j, c) is not None else "-" for c in columns] for j in jobs)))
+    print(
+        format_table(
+            columns,
+            ([getattr(j, c) if getattr(j, c) is not None else "-" for c in columns] for j in jobs),
+        )
+    )
     for job in jobs:
         if job.error_message:
             print(f"  {job.source_name}: {job.error_message}")
@@ -152,13 +166,23 @@ def report(jobs: list, seconds: float, calls: dict[str, int]) -> None:
         facts, products, customers, quarantined = conn.execute(counts).one()
         revenue = conn.execute(totals).all()
         rejected = conn.execute(
-            sa.text("SELECT j.source_name, q.row_number, q.stage, q.reason FROM quarantined_rows q "
-                    "JOIN jobs j USING (job_id) ORDER BY j.source_name, q.row_number")
+            sa.text(
+                "SELECT j.source_name, q.row_number, q.stage, q.reason FROM quarantined_rows q "
+                "JOIN jobs j USING (job_id) ORDER BY j.source_name, q.row_number"
+            )
         ).all()
     print("\nRow counts")
-    print(format_table(("table", "rows"), [("sales_fact", facts), ("dim_product", products),
-                                            ("dim_customer", customers),
-                                            ("quarantined_rows", quarantined)]))
+    print(
+        format_table(
+            ("table", "rows"),
+            [
+                ("sales_fact", facts),
+                ("dim_product", products),
+                ("dim_customer", customers),
+                ("quarantined_rows", quarantined),
+            ],
+        )
+    )
     print("\nQuarantined rows (etl failed-rows list --job JOB_ID)")
     print(format_table(("file", "line", "stage", "reason"), rejected))
     print("\nWarehouse totals")

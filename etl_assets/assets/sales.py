@@ -4,7 +4,6 @@ Each asset is partitioned by job (one dynamic partition per job id) and does its
 `job_step`, which keeps the ledger true whatever happens.
 """
 
-
 import dagster as dg
 import pandas as pd
 

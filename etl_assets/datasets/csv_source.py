@@ -45,7 +45,7 @@ def read_header(path: Path, required: Sequence[str], name: str = "") -> list[str
         with path.open(newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle), None)
     except UnicodeDecodeError as exc:
-        raise PermanentError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})")
+        raise PermanentError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if not header or all(not name.strip() for name in header):
         raise PermanentError(f"{name}: the file is empty (no header row)")
     columns = [name.strip().lower() for name in header]
@@ -102,9 +102,9 @@ def _tolerant_chunks(
 ) -> Iterator[RawChunk]:
     width = len(columns)
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        records = enumerate(csv.reader(handle), start=FIRST_DATA_ROW - 1)
-        next(records)  # the header
-        records = itertools.dropwhile(lambda item: item[0] < start_row, records)
+        numbered = enumerate(csv.reader(handle), start=FIRST_DATA_ROW - 1)
+        next(numbered)  # the header
+        records = itertools.dropwhile(lambda item: item[0] < start_row, numbered)
         while batch := list(itertools.islice(records, chunk_rows)):
             rows, numbers, malformed = [], [], []
             for number, record in batch:

@@ -46,7 +46,9 @@ SALES_RULES = (
     ),
     ColumnRule("quantity", Kind.POSITIVE_INT),
     ColumnRule("unit_price", Kind.NON_NEGATIVE_DECIMAL),
-    ColumnRule("currency", Kind.CODE, max_length=3, pattern=r"[A-Z]{3}", pattern_hint="an ISO code"),
+    ColumnRule(
+        "currency", Kind.CODE, max_length=3, pattern=r"[A-Z]{3}", pattern_hint="an ISO code"
+    ),
     ColumnRule("store_id", Kind.TEXT),
 )
 

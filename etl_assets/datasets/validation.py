@@ -67,7 +67,9 @@ def validate_chunk(raw: pd.DataFrame, rules: Sequence[ColumnRule]) -> ValidatedC
 
     valid = pd.DataFrame({name: series[~bad] for name, series in typed.items()})
     valid[ROW_NUMBER] = raw[ROW_NUMBER][~bad].to_numpy()
-    return ValidatedChunk(valid=valid.reset_index(drop=True), rejected=_rejections(raw, bad, problems))
+    return ValidatedChunk(
+        valid=valid.reset_index(drop=True), rejected=_rejections(raw, bad, problems)
+    )
 
 
 def _rejections(
@@ -96,7 +98,9 @@ def _rejections(
     return rejected
 
 
-def _check_column(raw: pd.Series, rule: ColumnRule) -> tuple[pd.Series, list[tuple[pd.Series, str]]]:
+def _check_column(
+    raw: pd.Series, rule: ColumnRule
+) -> tuple[pd.Series, list[tuple[pd.Series, str]]]:
     """The typed column and the (failing rows, why they fail) pairs of one rule."""
     text = raw.astype(str).str.strip()
     missing = text == ""

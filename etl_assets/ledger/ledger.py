@@ -154,7 +154,7 @@ class Ledger:
         """Number of jobs in each status."""
         stmt = sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
         with read_connection(self.engine) as conn:
-            return {status: count for status, count in conn.execute(stmt).all()}
+            return {row[0]: row[1] for row in conn.execute(stmt).tuples()}
 
     # ----------------------------------------------------------------- dispatch
 

@@ -95,7 +95,7 @@ class Job:
     metrics: dict[str, Any] | None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Job:
+    def from_row(cls, row: Mapping[Any, Any]) -> Job:
         """Build from a `jobs` row mapping."""
         values = dict(row)
         values["status"] = JobStatus(values["status"])

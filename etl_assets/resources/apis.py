@@ -68,7 +68,7 @@ class FxRatesResource(HttpApiResource):
         by_date: dict[str, set[str]] = {}
         for day, currency in pairs:
             by_date.setdefault(day, set()).add(currency)
-        rows = []
+        rows: list[tuple[str, str, float, str]] = []
         for day, currencies in sorted(by_date.items()):
             foreign = currencies - {reporting_currency}
             if reporting_currency in currencies:
@@ -87,7 +87,7 @@ class CatalogResource(HttpApiResource):
     def products(self, skus: Iterable[str]) -> pd.DataFrame:
         """sku, product_name and category for each known SKU, in batches of CATALOG_BATCH."""
         wanted = sorted(set(skus))
-        rows = []
+        rows: list[tuple[str, str, str]] = []
         for start in range(0, len(wanted), CATALOG_BATCH):
             batch = wanted[start : start + CATALOG_BATCH]
             answer = self.get_json("products", {"skus": ",".join(batch)})

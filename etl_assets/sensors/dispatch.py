@@ -1,6 +1,5 @@
 """The dispatch sensor: claims due pending jobs and requests one run per job attempt."""
 
-
 from typing import TYPE_CHECKING
 
 import dagster as dg

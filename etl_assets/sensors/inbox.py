@@ -1,6 +1,5 @@
 """The inbox sensor: CSV files dropped into INBOX_DIR/<dataset>/ become pending jobs."""
 
-
 from pathlib import Path
 
 import dagster as dg

@@ -1,6 +1,5 @@
 """Keeps the ledger true when a run fails outside any step (e.g. its resources fail to start)."""
 
-
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -24,9 +23,7 @@ def build_run_failure_sensor(job: "UnresolvedAssetJobDefinition") -> dg.SensorDe
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Marks a job failed when its run failed without recording it.",
     )
-    def job_run_failure_sensor(
-        context: dg.RunFailureSensorContext, ledger: LedgerResource
-    ) -> None:
+    def job_run_failure_sensor(context: dg.RunFailureSensorContext, ledger: LedgerResource) -> None:
         """A failed step records its own failure; this catches failures outside any step."""
         run = context.dagster_run
         job_id = run.tags.get("dagster/partition")

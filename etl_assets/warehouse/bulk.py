@@ -63,7 +63,7 @@ def upsert_rows(
         _insert_into(conn, stage, columns, unique)
     if after_stage is not None:
         after_stage(conn, stage)
-    already = conn.exec_driver_sql(_duplicates_sql(table.name, stage, key)).scalar_one()
+    already: int = conn.exec_driver_sql(_duplicates_sql(table.name, stage, key)).scalar_one()
     conn.exec_driver_sql(_upsert_sql(table.name, stage, key, columns))
     return UpsertCounts(
         loaded=len(unique) - int(already), duplicate=int(already) + in_batch_duplicates
@@ -100,7 +100,9 @@ def _copy_into(conn: sa.Connection, stage: str, columns: list[str], frame: pd.Da
 def _insert_into(conn: sa.Connection, stage: str, columns: list[str], frame: pd.DataFrame) -> None:
     placeholders = ", ".join("?" for _ in columns)
     rows = list(frame.astype(object).itertuples(index=False, name=None))
-    conn.exec_driver_sql(f"INSERT INTO {stage} ({', '.join(columns)}) VALUES ({placeholders})", rows)
+    conn.exec_driver_sql(
+        f"INSERT INTO {stage} ({', '.join(columns)}) VALUES ({placeholders})", rows
+    )
 
 
 def _duplicates_sql(target: str, stage: str, key: Sequence[str]) -> str:

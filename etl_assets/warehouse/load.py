@@ -30,9 +30,10 @@ def resume_point(job: Job, lines: SalesLinesToLoad) -> dict[str, Any]:
         "source_rows_valid": lines.source.chunks.row_count,
     }
     saved = job.checkpoint or {}
-    same_input = saved.get("chunks_total") == fresh["chunks_total"] and saved.get(
-        "source_rows_valid"
-    ) == fresh["source_rows_valid"]
+    same_input = (
+        saved.get("chunks_total") == fresh["chunks_total"]
+        and saved.get("source_rows_valid") == fresh["source_rows_valid"]
+    )
     return dict(saved) if same_input else fresh
 
 

@@ -64,7 +64,9 @@ def upgrade() -> None:
         ),
     )
     op.create_index(
-        "ix_jobs_status_priority_created", "jobs", ["status", sa.text("priority DESC"), "created_at"]
+        "ix_jobs_status_priority_created",
+        "jobs",
+        ["status", sa.text("priority DESC"), "created_at"],
     )
     op.create_index("ix_jobs_completed_at", "jobs", ["completed_at"])
     op.create_index("ix_jobs_status_heartbeat", "jobs", ["status", "last_heartbeat_at"])

@@ -1,0 +1,149 @@
+"""Shared fixtures: a migrated database per test (SQLite, and PostgreSQL when reachable),
+settings pointing at temporary folders, the reference API server, and a Dagster instance.
+
+PostgreSQL: tests use a throw-away database created for the session on the server named by
+ETL_TEST_POSTGRES_URL (default postgresql://root@127.0.0.1:5432/test). When no server answers
+they are skipped with the reason, unless ETL_REQUIRE_POSTGRES=1 (CI sets it), which fails them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from etl_assets import migrations
+from etl_assets.config import Settings
+from etl_assets.db import create_engine, metadata
+from etl_assets.ledger import Ledger
+from etl_assets.reference_api import ReferenceApiServer
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "ETL_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test"
+)
+REQUIRE_POSTGRES = os.environ.get("ETL_REQUIRE_POSTGRES") == "1"
+SETTING_NAMES = [f.name.upper() for f in dataclasses.fields(Settings)]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never read the developer's own settings."""
+    for name in [*SETTING_NAMES, "DAGSTER_HOME", "DAGSTER_PG_URL"]:
+        monkeypatch.delenv(name, raising=False)
+
+
+# ------------------------------------------------------------------------------ databases
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for the session; dropped at the end."""
+    admin = create_engine(POSTGRES_ADMIN_URL)
+    name = f"etl_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        reason = f"no PostgreSQL server at {POSTGRES_ADMIN_URL}: {str(exc.orig).strip()}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"ETL_REQUIRE_POSTGRES=1 but {reason}")
+        pytest.skip(reason)
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    migrations.upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database: a new SQLite file, or the session's PostgreSQL database
+    with every table emptied."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'etl.db'}"
+        engine = create_engine(url)
+        migrations.upgrade(engine)
+        engine.dispose()
+        yield url
+        return
+    url = request.getfixturevalue("postgres_url")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        tables = ", ".join(table.name for table in metadata.sorted_tables)
+        conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A migrated SQLite database, for tests about behaviour that does not depend on dialect."""
+    url = f"sqlite:///{tmp_path / 'etl.db'}"
+    engine = create_engine(url)
+    migrations.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    """An engine on the test database."""
+    engine = create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def ledger(engine: sa.Engine) -> Ledger:
+    """The ledger on the test database (3 attempts per job)."""
+    return Ledger(engine, max_attempts=3)
+
+
+# ------------------------------------------------------------------------------ platform
+
+
+@pytest.fixture(scope="session")
+def reference_api() -> Iterator[ReferenceApiServer]:
+    """The reference FX and catalog APIs for the whole session."""
+    with ReferenceApiServer() as server:
+        yield server
+
+
+@pytest.fixture
+def api(reference_api: ReferenceApiServer) -> Iterator[ReferenceApiServer]:
+    """The reference APIs with no faults and zeroed call counts."""
+    reference_api.faults.clear()
+    yield reference_api
+    reference_api.faults.clear()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, api: ReferenceApiServer) -> Settings:
+    """Settings for one test: its own database, folders and the reference APIs."""
+    return Settings(
+        data_dir=str(tmp_path / "data"),
+        database_url=database_url,
+        fx_api_url=api.fx_url,
+        catalog_api_url=api.catalog_url,
+        inbox_settle_seconds=0.0,
+        chunk_rows=1000,
+        heartbeat_seconds=0,
+    ).resolved()
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    """A real Dagster instance in a temporary DAGSTER_HOME."""
+    with dg.instance_for_test() as instance:
+        yield instance
