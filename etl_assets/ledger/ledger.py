@@ -152,9 +152,10 @@ class Ledger:
 
     def status_counts(self) -> dict[str, int]:
         """Number of jobs in each status."""
-        stmt = sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
+        count = sa.func.count().label("n")
+        stmt = sa.select(jobs.c.status, count).group_by(jobs.c.status)
         with read_connection(self.engine) as conn:
-            return {row[0]: row[1] for row in conn.execute(stmt).tuples()}
+            return {row.status: int(row.n) for row in conn.execute(stmt)}
 
     # ----------------------------------------------------------------- dispatch
 
@@ -179,10 +180,13 @@ class Ledger:
             .order_by(jobs.c.priority.desc(), jobs.c.created_at, jobs.c.job_id)
             .limit(limit)
             .with_for_update(skip_locked=True)
+            # A CTE runs once. As an IN (subquery) PostgreSQL may run it again while
+            # updating, see other pending rows, and claim more than `limit` jobs.
+            .cte("due")
         )
         claim = (
             sa.update(jobs)
-            .where(jobs.c.job_id.in_(due.scalar_subquery()))
+            .where(jobs.c.job_id == due.c.job_id)
             .where(jobs.c.status == JobStatus.PENDING.value)
             .values(
                 status=JobStatus.PROCESSING.value,
