@@ -168,7 +168,9 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(delay)
         if fault is None or fault.status < 400:
             return False
-        headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+        # Retry-After carries whole seconds (RFC 9110).
+        retry_after = fault.retry_after
+        headers = {"Retry-After": str(math.ceil(retry_after))} if retry_after is not None else {}
         self._send(fault.status, {"message": "injected fault"}, headers)
         return True
 

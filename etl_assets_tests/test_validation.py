@@ -1,0 +1,73 @@
+"""Row validation: typed valid rows out, every failing column named with its value."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from etl_assets.datasets.sales import SALES_RULES
+from etl_assets.datasets.validation import ROW_NUMBER, validate_chunk
+
+GOOD = {
+    "order_id": "O1",
+    "order_date": "2024-01-05",
+    "customer_id": "C1",
+    "sku": "sku-0001",
+    "quantity": "2",
+    "unit_price": "10.50",
+    "currency": "usd",
+    "store_id": "S1",
+}
+
+
+def chunk(*rows: dict[str, str]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows))
+    frame[ROW_NUMBER] = range(2, 2 + len(rows))
+    return frame
+
+
+def test_valid_rows_are_typed_and_normalized() -> None:
+    result = validate_chunk(chunk(GOOD, GOOD | {"quantity": " 3 ", "unit_price": "0"}), SALES_RULES)
+    assert result.rejected == []
+    valid = result.valid
+    assert valid["quantity"].tolist() == [2, 3]
+    assert str(valid["quantity"].dtype) == "int64"
+    assert valid["unit_price"].tolist() == [10.5, 0.0]
+    assert valid["sku"].tolist() == ["SKU-0001", "SKU-0001"]
+    assert valid["currency"].tolist() == ["USD", "USD"]
+    assert valid[ROW_NUMBER].tolist() == [2, 3]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("order_id", "", "order_id: missing"),
+        ("order_id", "   ", "order_id: missing"),
+        ("order_id", "x" * 65, "is longer than 64 characters"),
+        ("order_date", "2024-02-30", "order_date: '2024-02-30' is not a date (YYYY-MM-DD)"),
+        ("order_date", "05/01/2024", "is not a date (YYYY-MM-DD)"),
+        ("quantity", "two", "quantity: 'two' is not a positive whole number"),
+        ("quantity", "0", "quantity: '0' is not a positive whole number"),
+        ("quantity", "1.5", "quantity: '1.5' is not a positive whole number"),
+        ("unit_price", "-1", "unit_price: '-1' is not a non-negative number"),
+        ("unit_price", "inf", "unit_price: 'inf' is not a non-negative number"),
+        ("unit_price", "ten", "unit_price: 'ten' is not a non-negative number"),
+        ("currency", "EURO", "currency: 'EURO' is longer than 3 characters"),
+        ("currency", "E1R", "currency: 'E1R' is not an ISO code"),
+        ("sku", "bad sku", "sku: 'bad sku' is not a SKU"),
+    ],
+)
+def test_each_rule_rejects_with_a_reason(column: str, value: str, reason: str) -> None:
+    result = validate_chunk(chunk(GOOD, GOOD | {column: value}), SALES_RULES)
+    assert len(result.valid) == 1
+    [rejected] = result.rejected
+    assert rejected["row_number"] == 3
+    assert reason in rejected["reason"]
+    assert rejected["raw_row"][column] == value  # the raw value, as the file had it
+
+
+def test_every_failing_column_is_named() -> None:
+    result = validate_chunk(chunk(GOOD | {"quantity": "", "currency": "x"}), SALES_RULES)
+    [rejected] = result.rejected
+    assert rejected["reason"] == "quantity: missing; currency: 'x' is not an ISO code"
+    assert result.valid.empty
