@@ -93,7 +93,9 @@ def test_a_stale_heartbeat_is_a_timeout() -> None:
 
 def test_database_messages_leave_out_sql_and_parameters() -> None:
     exc = sa_exc.IntegrityError(
-        "INSERT INTO t VALUES (%(card)s)", {"card": "4111-1111"}, Exception("duplicate key\nDETAIL: x")
+        "INSERT INTO t VALUES (%(card)s)",
+        {"card": "4111-1111"},
+        Exception("duplicate key\nDETAIL: x"),
     )
     error = classify(exc)
     assert "4111" not in error.message

@@ -117,7 +117,10 @@ def test_complete_sets_counters_and_closes_the_attempt(ledger: Ledger) -> None:
     ledger.set_rows_total(job.job_id, "run-1", 10)
     with ledger.engine.begin() as conn:
         ledger.quarantine_rows(
-            conn, job.job_id, "validate", [{"row_number": 3, "raw_row": {"a": "x"}, "reason": "bad"}]
+            conn,
+            job.job_id,
+            "validate",
+            [{"row_number": 3, "raw_row": {"a": "x"}, "reason": "bad"}],
         )
         done = ledger.complete(
             conn, job.job_id, "run-1", rows_loaded=8, rows_duplicate=1, metrics={"chunks": 1}
@@ -272,3 +275,15 @@ def test_concurrent_dispatchers_never_claim_the_same_job(database_url: str) -> N
     assert len(set(everything)) == 200
     assert setup.status_counts() == {"processing": 200}
     setup.engine.dispose()
+
+
+def test_a_run_that_failed_the_job_cannot_restart_it(ledger: Ledger) -> None:
+    """A later step of the run whose earlier step failed the job is refused."""
+    job = processing_job(ledger, "run-1")
+    ledger.fail(job.job_id, error_type=ErrorType.TRANSIENT, message="x", run_id="run-1")
+    with pytest.raises(IllegalTransition, match="this run already ended it"):
+        ledger.begin_run(job.job_id, "run-1")
+    assert ledger.get(job.job_id).status is JobStatus.FAILED
+    # A new run (say, re-executed from the Dagster UI) is a manual retry.
+    again = ledger.begin_run(job.job_id, "run-2")
+    assert (again.status, again.attempts, again.run_id) == (JobStatus.PROCESSING, 2, "run-2")

@@ -3,12 +3,10 @@
 import dagster as dg
 
 from etl_assets.assets.sales import SALES_ASSETS
-from etl_assets.partitions import job_partitions
 
 etl_job = dg.define_asset_job(
     name="etl_job",
     selection=dg.AssetSelection.assets(*SALES_ASSETS),
-    partitions_def=job_partitions,
     # One process per step would cost seconds per job: run every step in the run's process.
     executor_def=dg.in_process_executor,
     description="Validate, enrich, transform and load one CSV job (one partition per job).",

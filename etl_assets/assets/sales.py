@@ -32,7 +32,7 @@ def sales_source_rows(
     pipeline: PipelineSettingsResource,
 ) -> dg.Output[SourceRows]:
     """Valid rows of the job's sales CSV, staged in chunks; invalid rows go to quarantine."""
-    job_id, run_id = context.partition_key, context.run_id
+    job_id, run_id = context.partition_key, context.run.run_id
     with job_step(ledger.ledger, job_id, run_id, "sales_source_rows", context.log) as job:
         context.log.info(f"job={job_id} upload started: file={job.source_name}")
         source = stage_source_rows(
@@ -69,7 +69,7 @@ def fx_rates(
 ) -> dg.Output[pd.DataFrame]:
     """FX rate of each (order date, currency) in the job: one FX API call per distinct date."""
     job_id = context.partition_key
-    with job_step(ledger.ledger, job_id, context.run_id, "fx_rates", context.log):
+    with job_step(ledger.ledger, job_id, context.run.run_id, "fx_rates", context.log):
         rates = fx_api.rates(sales_source_rows.fx_pairs, pipeline.reporting_currency)
     return dg.Output(
         rates,
@@ -86,7 +86,7 @@ def catalog_products(
 ) -> dg.Output[pd.DataFrame]:
     """Name and category of each SKU in the job, from the catalog API in batches."""
     job_id = context.partition_key
-    with job_step(ledger.ledger, job_id, context.run_id, "catalog_products", context.log):
+    with job_step(ledger.ledger, job_id, context.run.run_id, "catalog_products", context.log):
         products = catalog_api.products(sales_source_rows.skus)
     missing = len(sales_source_rows.skus) - len(products)
     return dg.Output(
@@ -119,7 +119,7 @@ def sales_fact(
     the IO manager also marks the job completed.
     """
     job_id = context.partition_key
-    with job_step(ledger.ledger, job_id, context.run_id, "sales_fact", context.log):
+    with job_step(ledger.ledger, job_id, context.run.run_id, "sales_fact", context.log):
         return SalesLinesToLoad(
             job_id=job_id,
             source=sales_source_rows,

@@ -233,6 +233,12 @@ class Ledger:
                 return job  # a later step (or a step retry) of the run that holds the job
             if job.status is JobStatus.PROCESSING and job.run_id is None:
                 pass  # claimed by the dispatcher, waiting for this run to attach
+            elif job.run_id == run_id:
+                # Another step of this run already ended the job (failed it, say): the
+                # run's remaining steps must not start it again.
+                raise IllegalTransition(
+                    job_id, job.status, JobStatus.PROCESSING, "this run already ended it"
+                )
             elif job.status is JobStatus.FAILED:
                 self._reset_for_retry(conn, job, now)
                 job = self._claim_one(conn, job_id, now)

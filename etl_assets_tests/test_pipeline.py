@@ -1,0 +1,261 @@
+"""The whole path through the real sensors and asset job: CSV -> jobs -> runs -> warehouse.
+
+Runs execute in process (LocalDaemon) on a real Dagster instance, against SQLite and
+PostgreSQL, with the reference APIs; `test_daemon.py` covers the real daemon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from etl_assets.config import Settings
+from etl_assets.db import engine_for
+from etl_assets.definitions import build_definitions
+from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger
+from etl_assets.local_runner import LocalDaemon
+from etl_assets.publisher import publish_file
+from etl_assets.reference_api import Fault, ReferenceApiServer
+from etl_assets.sample_data import corrupt, sales_frame, write_sales_csv
+from etl_assets.warehouse import load as load_module
+
+
+@dataclass
+class Platform:
+    """The code location on a test instance, with helpers to submit files and run jobs."""
+
+    settings: Settings
+    daemon: LocalDaemon
+    ledger: Ledger
+    tmp_path: Path
+
+    def submit(self, name: str, rows: int = 60, *, every: int = 0, seed: int = 0) -> Job:
+        frame = sales_frame(rows, seed=seed, order_prefix=Path(name).stem.upper())
+        if every:
+            corrupt(frame, every)
+        path = write_sales_csv(self.tmp_path / "in" / name, frame)
+        archive = Path(self.settings.staging_dir) / "sources"
+        return publish_file(self.ledger, archive, path, dataset="sales").job
+
+    def run_all(self) -> list[dg.ExecuteInProcessResult]:
+        return self.daemon.drain()
+
+    def facts(self, job_id: str | None = None) -> int:
+        query = "SELECT count(*) FROM sales_fact" + (" WHERE job_id = :j" if job_id else "")
+        with self.ledger.engine.connect() as conn:
+            return int(conn.execute(sa.text(query), {"j": job_id}).scalar_one())
+
+
+@pytest.fixture
+def platform(
+    settings: Settings, instance: dg.DagsterInstance, tmp_path: Path
+) -> Iterator[Platform]:
+    defs = build_definitions(settings)
+    ledger = Ledger(engine_for(settings), max_attempts=settings.retry_max_attempts)
+    yield Platform(settings, LocalDaemon(defs, instance), ledger, tmp_path)
+
+
+def test_csv_to_warehouse_to_completed(platform: Platform, instance: dg.DagsterInstance) -> None:
+    north = platform.submit("north.csv", rows=90, every=15, seed=1)
+    south = platform.submit("south.csv", rows=45, seed=2)
+
+    results = platform.run_all()
+
+    assert [r.success for r in results] == [True, True]
+    north, south = platform.ledger.get(north.job_id), platform.ledger.get(south.job_id)
+    assert north.status is JobStatus.COMPLETED and south.status is JobStatus.COMPLETED
+    assert north.completed_at is not None
+    assert (north.rows_total, north.rows_quarantined, north.rows_duplicate) == (90, 6, 0)
+    assert north.rows_loaded == 84
+    assert (south.rows_total, south.rows_loaded, south.rows_quarantined) == (45, 45, 0)
+    assert platform.facts(north.job_id) == 84 and platform.facts(south.job_id) == 45
+    assert north.error_type is None and north.metrics and north.metrics["chunks"] == 1
+    [attempt] = platform.ledger.attempts(north.job_id)
+    assert attempt["outcome"] == "succeeded" and attempt["run_id"] == north.run_id
+
+    reasons = [row["reason"] for row in platform.ledger.quarantined(north.job_id)]
+    assert len(reasons) == 6 and "sku: SKU-9999 is not in the product catalog" in reasons
+
+    # The UI shows each job's partition and the row counts of its materializations.
+    assert set(instance.get_dynamic_partitions("jobs")) == {north.job_id, south.job_id}
+    assert materialized(instance, "sales_source_rows", north.job_id)["rows_quarantined"] == 5
+    loaded = materialized(instance, "sales_fact", north.job_id)
+    assert (loaded["dagster/row_count"], loaded["rows_quarantined"]) == (84, 6)
+
+
+def materialized(instance: dg.DagsterInstance, asset: str, job_id: str) -> dict[str, Any]:
+    """The metadata of the asset's latest materialization for one job partition."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[job_id]), limit=1
+    ).records
+    materialization = records[0].asset_materialization
+    assert materialization is not None
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
+def test_rows_in_equal_loaded_plus_quarantined_plus_duplicate(platform: Platform) -> None:
+    frame = sales_frame(30, seed=3, order_prefix="DUP")
+    frame.iloc[10] = frame.iloc[3]  # the same order line twice
+    frame.iloc[20] = frame.iloc[3]
+    frame.iloc[25, frame.columns.get_loc("quantity")] = "lots"
+    path = write_sales_csv(platform.tmp_path / "dup.csv", frame)
+    job = publish_file(
+        platform.ledger, Path(platform.settings.staging_dir), path, dataset="sales"
+    ).job
+
+    platform.run_all()
+
+    done = platform.ledger.get(job.job_id)
+    assert (done.rows_total, done.rows_loaded, done.rows_quarantined, done.rows_duplicate) == (
+        30,
+        27,
+        1,
+        2,
+    )
+    assert platform.facts(job.job_id) == 27
+
+
+def test_each_job_is_one_run_per_attempt_and_never_started_twice(platform: Platform) -> None:
+    job = platform.submit("once.csv")
+    [request] = platform.daemon.tick("dispatch_sensor")
+    assert request.run_key == f"{job.job_id}:1"
+    assert request.partition_key == job.job_id
+    assert request.tags["etl/job_id"] == job.job_id
+    assert platform.daemon.tick("dispatch_sensor") == []  # re-evaluated: nothing to start
+    platform.daemon.execute(request)
+    assert platform.daemon.tick("dispatch_sensor") == []
+    assert platform.ledger.get(job.job_id).status is JobStatus.COMPLETED
+
+
+def test_a_completed_job_is_not_loaded_again(platform: Platform) -> None:
+    job = platform.submit("done.csv")
+    [request] = platform.daemon.tick("dispatch_sensor")
+    assert platform.daemon.execute(request).success
+    before = platform.ledger.get(job.job_id)
+
+    again = platform.daemon.execute(request)  # e.g. re-executed from the Dagster UI
+
+    assert not again.success
+    assert platform.ledger.get(job.job_id) == before
+    assert platform.facts() == before.rows_loaded
+
+
+def test_api_down_fails_the_job_with_the_error_captured(
+    platform: Platform, api: ReferenceApiServer
+) -> None:
+    api.faults.add(Fault("/fx", status=503))
+    job = platform.submit("down.csv")
+
+    [result] = platform.run_all()
+
+    assert not result.success
+    failed = platform.ledger.get(job.job_id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error_type is ErrorType.TRANSIENT
+    assert failed.retry_count == 1
+    assert failed.error_message is not None
+    assert failed.error_message.startswith("attempt 1/3 failed in fx_rates: HTTP 503 from")
+    assert failed.error_traceback and "HTTPError" in failed.error_traceback
+    assert platform.facts() == 0
+
+
+def test_api_unreachable_is_transient(platform: Platform, settings: Settings) -> None:
+    unreachable = Settings(**{**settings.__dict__, "catalog_api_url": "http://127.0.0.1:9/x"})
+    platform.daemon.defs = build_definitions(unreachable)
+    job = platform.submit("offline.csv")
+    platform.run_all()
+    failed = platform.ledger.get(job.job_id)
+    assert (failed.status, failed.error_type) == (JobStatus.FAILED, ErrorType.TRANSIENT)
+    assert "catalog_products: ConnectionError" in (failed.error_message or "")
+
+
+def test_fx_not_found_is_permanent(platform: Platform, api: ReferenceApiServer) -> None:
+    api.faults.add(Fault("/fx", status=404))
+    job = platform.submit("gone.csv")
+    platform.run_all()
+    failed = platform.ledger.get(job.job_id)
+    assert (failed.status, failed.error_type) == (JobStatus.FAILED, ErrorType.PERMANENT)
+
+
+def test_a_file_with_only_invalid_rows_fails_permanently(platform: Platform) -> None:
+    job = platform.submit("bad.csv", rows=5, every=1)
+    platform.run_all()
+    failed = platform.ledger.get(job.job_id)
+    assert (failed.status, failed.error_type) == (JobStatus.FAILED, ErrorType.PERMANENT)
+    assert "all 5 rows are invalid" in (failed.error_message or "")
+    assert failed.rows_total == 5
+    assert len(platform.ledger.quarantined(job.job_id)) == 5  # nothing is lost
+
+
+def test_a_failure_mid_load_leaves_whole_chunks_and_a_retry_finishes(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = Settings(**{**platform.settings.__dict__, "chunk_rows": 50})
+    platform.daemon.defs = build_definitions(small)
+    job = platform.submit("big.csv", rows=120)
+    real_upsert = load_module.upsert_rows
+    calls: list[int] = []
+
+    def upsert_then_fail(conn: sa.Connection, *args: Any, **kwargs: Any) -> Any:
+        counts = real_upsert(conn, *args, **kwargs)  # rows written in this transaction...
+        calls.append(len(calls))
+        if len(calls) == 2:
+            raise ConnectionResetError("the database went away mid-chunk")  # ...rolled back
+        return counts
+
+    monkeypatch.setattr(load_module, "upsert_rows", upsert_then_fail)
+    platform.run_all()
+
+    failed = platform.ledger.get(job.job_id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.checkpoint is not None and failed.checkpoint["chunks_done"] == 1
+    assert platform.facts(job.job_id) == 50  # chunk 1 committed, chunk 2 not half-written
+
+    monkeypatch.setattr(load_module, "upsert_rows", real_upsert)
+    platform.ledger.retry(job.job_id)
+    platform.run_all()
+
+    done = platform.ledger.get(job.job_id)
+    assert done.status is JobStatus.COMPLETED
+    assert done.metrics is not None and done.metrics["resumed_from_chunk"] == 1
+    assert (done.rows_loaded, done.rows_duplicate, platform.facts(job.job_id)) == (120, 0, 120)
+    assert [a["outcome"] for a in platform.ledger.attempts(job.job_id)] == ["failed", "succeeded"]
+
+
+def test_a_commit_lost_before_completion_is_finished_by_a_retry(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = platform.submit("late.csv")
+    real_complete = Ledger.complete
+
+    def lose_connection(*args: Any, **kwargs: Any) -> Job:
+        raise sa.exc.OperationalError("UPDATE jobs", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(Ledger, "complete", lose_connection)
+    platform.run_all()
+    assert platform.ledger.get(job.job_id).status is JobStatus.FAILED
+    assert platform.facts(job.job_id) == 60  # every chunk committed before the failure
+
+    monkeypatch.setattr(Ledger, "complete", real_complete)
+    platform.ledger.retry(job.job_id)
+    platform.run_all()
+
+    done = platform.ledger.get(job.job_id)
+    assert (done.status, done.rows_loaded, done.rows_duplicate) == (JobStatus.COMPLETED, 60, 0)
+    assert platform.facts() == 60  # loaded exactly once
+
+
+def test_a_cancelled_job_stops_its_run_without_writing(platform: Platform) -> None:
+    job = platform.submit("cancel.csv")
+    [request] = platform.daemon.tick("dispatch_sensor")
+    platform.ledger.cancel(job.job_id)
+    result = platform.daemon.execute(request)
+    assert not result.success
+    assert platform.ledger.get(job.job_id).status is JobStatus.CANCELLED
+    assert platform.facts() == 0
