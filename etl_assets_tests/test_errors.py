@@ -104,7 +104,8 @@ def test_database_messages_leave_out_sql_and_parameters() -> None:
 
 
 def test_the_traceback_is_kept() -> None:
-    try:
+    with pytest.raises(KeyError) as raised:
         pd.DataFrame().loc["missing"]
-    except KeyError as exc:
-        assert "Traceback" in classify(exc).traceback
+    trace = classify(raised.value).traceback
+    assert trace.startswith("Traceback")
+    assert "KeyError" in trace

@@ -135,9 +135,11 @@ def test_complete_sets_counters_and_closes_the_attempt(ledger: Ledger) -> None:
 def test_complete_refuses_when_rows_are_unaccounted_for(ledger: Ledger) -> None:
     job = processing_job(ledger)
     ledger.set_rows_total(job.job_id, "run-1", 10)
-    with pytest.raises(ValueError, match="10 rows read but 9 accounted for"):
-        with ledger.engine.begin() as conn:
-            ledger.complete(conn, job.job_id, "run-1", rows_loaded=9, rows_duplicate=0, metrics={})
+    with (
+        pytest.raises(ValueError, match="10 rows read but 9 accounted for"),
+        ledger.engine.begin() as conn,
+    ):
+        ledger.complete(conn, job.job_id, "run-1", rows_loaded=9, rows_duplicate=0, metrics={})
     assert ledger.get(job.job_id).status is JobStatus.PROCESSING
 
 

@@ -11,7 +11,6 @@ from alembic.runtime.migration import MigrationContext
 from etl_assets import migrations
 from etl_assets.db import create_engine, metadata
 
-
 # Alembic cannot compare an index with an expression (priority DESC); checked by name below.
 CLAIM_INDEX = "ix_jobs_status_priority_created"
 

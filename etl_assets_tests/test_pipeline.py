@@ -6,7 +6,6 @@ PostgreSQL, with the reference APIs; `test_daemon.py` covers the real daemon.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,12 +52,10 @@ class Platform:
 
 
 @pytest.fixture
-def platform(
-    settings: Settings, instance: dg.DagsterInstance, tmp_path: Path
-) -> Iterator[Platform]:
+def platform(settings: Settings, instance: dg.DagsterInstance, tmp_path: Path) -> Platform:
     defs = build_definitions(settings)
     ledger = Ledger(engine_for(settings), max_attempts=settings.retry_max_attempts)
-    yield Platform(settings, LocalDaemon(defs, instance), ledger, tmp_path)
+    return Platform(settings, LocalDaemon(defs, instance), ledger, tmp_path)
 
 
 def test_csv_to_warehouse_to_completed(platform: Platform, instance: dg.DagsterInstance) -> None:
