@@ -1,0 +1,116 @@
+"""The real thing: `dagster-daemon` with the workspace's code server, the instance configured
+from dagster.yaml, files dropped into the inbox, and the ledger watched until they finish."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from etl_assets.config import Settings
+from etl_assets.db import engine_for
+from etl_assets.instance import write_dagster_home
+from etl_assets.ledger import JobStatus, Ledger
+from etl_assets.ledger.models import FINISHED_STATUSES
+from etl_assets.sample_data import corrupt, sales_frame, write_sales_csv
+
+REPO = Path(__file__).resolve().parents[1]
+DAEMON = Path(sys.executable).with_name("dagster-daemon")
+
+pytestmark = pytest.mark.daemon
+
+
+@pytest.fixture
+def daemon_env(settings: Settings, tmp_path: Path) -> Iterator[dict[str, str]]:
+    home = tmp_path / "dagster_home"
+    write_dagster_home(home, REPO / "dagster.yaml", settings)
+    env = os.environ | {
+        "DAGSTER_HOME": str(home),
+        "DATA_DIR": settings.data_dir,
+        "DATABASE_URL": settings.database_url,
+        "FX_API_URL": settings.fx_api_url,
+        "CATALOG_API_URL": settings.catalog_api_url,
+        "INBOX_SETTLE_SECONDS": "0",
+        "INBOX_INTERVAL_SECONDS": "1",
+        "DISPATCH_INTERVAL_SECONDS": "1",
+    }
+    yield env
+
+
+def wait_until_finished(ledger: Ledger, count: int, timeout: float) -> list:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = ledger.list_jobs()
+        if len(found) == count and all(j.status in FINISHED_STATUSES for j in found):
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"jobs not finished in {timeout} s: {ledger.status_counts()}")
+
+
+def wait_until_runs_end(count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with dg.DagsterInstance.get() as instance:
+        while time.monotonic() < deadline:
+            runs = instance.get_runs(dg.RunsFilter(job_name="etl_job"))
+            if len(runs) == count and all(run.is_finished for run in runs):
+                return
+            time.sleep(0.5)
+    raise AssertionError(f"runs not finished in {timeout} s")
+
+
+def test_inbox_to_warehouse_through_the_daemon(
+    daemon_env: dict[str, str], settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", daemon_env["DAGSTER_HOME"])
+    inbox = Path(settings.inbox_dir) / "sales"
+    clean = sales_frame(40, seed=5, order_prefix="CLEAN")
+    dirty = sales_frame(40, seed=6, order_prefix="DIRTY")
+    corrupt(dirty, every=10)
+    write_sales_csv(inbox / "clean.csv", clean)
+    write_sales_csv(inbox / "dirty.csv", dirty)
+    (inbox / "broken.csv").write_text("order_id\nX\n")
+
+    log = (tmp_path / "daemon.log").open("w")
+    daemon = subprocess.Popen(
+        [str(DAEMON), "run", "-w", str(REPO / "workspace.yaml")],
+        env=daemon_env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        ledger = Ledger(engine_for(settings))
+        jobs = {j.source_name: j for j in wait_until_finished(ledger, 3, timeout=240)}
+        # The ledger says done a moment before each run reports its own end: wait for that
+        # too, since stopping the daemon stops the code server and the runs it launched.
+        wait_until_runs_end(3, timeout=60)
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(timeout=60)
+        log.close()
+
+    assert jobs["clean.csv"].status is JobStatus.COMPLETED
+    assert jobs["clean.csv"].rows_loaded == 40
+    assert jobs["dirty.csv"].status is JobStatus.COMPLETED
+    assert (jobs["dirty.csv"].rows_loaded, jobs["dirty.csv"].rows_quarantined) == (36, 4)
+    assert jobs["broken.csv"].status is JobStatus.FAILED
+
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs(dg.RunsFilter(job_name="etl_job"))
+        assert len(runs) == 3
+        by_job = {run.tags["etl/job_id"]: run for run in runs}
+        for job in jobs.values():
+            run = by_job[job.job_id]
+            assert run.run_id == job.run_id
+            assert run.tags["dagster/partition"] == job.job_id
+            expected = "SUCCESS" if job.status is JobStatus.COMPLETED else "FAILURE"
+            assert run.status.value == expected
+        assert set(instance.get_dynamic_partitions("jobs")) == {j.job_id for j in jobs.values()}

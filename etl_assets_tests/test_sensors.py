@@ -1,0 +1,131 @@
+"""Sensors on a real instance: the inbox publisher and the run-failure watcher.
+
+(The dispatch sensor is exercised in test_pipeline.py, through every run it requests.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from etl_assets.config import Settings
+from etl_assets.db import engine_for
+from etl_assets.definitions import build_definitions
+from etl_assets.ledger import ErrorType, JobStatus, Ledger
+from etl_assets.local_runner import LocalDaemon
+from etl_assets.resources.ledger import LedgerResource
+from etl_assets.sample_data import sales_frame, write_sales_csv
+
+SECOND_INBOX_SETTLE = 3600.0
+
+
+@pytest.fixture
+def ledger_for(settings: Settings) -> Ledger:
+    return Ledger(engine_for(settings))
+
+
+def test_inbox_sensor_registers_files_and_their_partitions(
+    settings: Settings, instance: dg.DagsterInstance, ledger_for: Ledger
+) -> None:
+    inbox = Path(settings.inbox_dir) / "sales"
+    frame = sales_frame(9)
+    write_sales_csv(inbox / "a.csv", frame)
+    write_sales_csv(inbox / "a_again.csv", frame)
+    daemon = LocalDaemon(build_definitions(settings), instance)
+
+    assert daemon.tick("inbox_sensor") == []  # it only publishes; dispatch runs the jobs
+
+    [job] = ledger_for.list_jobs()
+    assert (job.source_name, job.status) == ("a.csv", JobStatus.PENDING)
+    assert instance.get_dynamic_partitions("jobs") == [job.job_id]
+    assert list(inbox.iterdir()) == []
+    assert daemon.tick("inbox_sensor") == []
+    assert len(ledger_for.list_jobs()) == 1
+
+
+def test_inbox_sensor_leaves_unsettled_files(
+    settings: Settings, instance: dg.DagsterInstance, ledger_for: Ledger
+) -> None:
+    patient = Settings(**{**settings.__dict__, "inbox_settle_seconds": SECOND_INBOX_SETTLE})
+    path = write_sales_csv(Path(settings.inbox_dir) / "sales" / "fresh.csv", sales_frame(3))
+    LocalDaemon(build_definitions(patient), instance).tick("inbox_sensor")
+    assert ledger_for.list_jobs() == []
+    assert path.exists()
+
+
+def failed_run(instance: dg.DagsterInstance, settings: Settings, tags: dict[str, str]) -> tuple:
+    defs = build_definitions(settings)
+    run = instance.create_run_for_job(defs.resolve_job_def("etl_job"), tags=tags)
+    event = instance.report_run_failed(run, message="resource 'ledger' failed to initialize")
+    return defs, instance.get_run_by_id(run.run_id), event
+
+
+def evaluate_failure_sensor(
+    defs: dg.Definitions, instance: dg.DagsterInstance, run: dg.DagsterRun, event: dg.DagsterEvent
+) -> None:
+    sensor = defs.get_unresolved_sensor_def("job_run_failure_sensor")
+    context = dg.build_run_status_sensor_context(
+        sensor_name=sensor.name,
+        dagster_event=event,
+        dagster_instance=instance,
+        dagster_run=run,
+        resources={"ledger": defs.resources["ledger"]},  # type: ignore[index]
+    ).for_run_failure()
+    sensor(context)  # type: ignore[call-arg]
+
+
+def test_failure_sensor_fails_a_job_its_run_never_reached(
+    settings: Settings, instance: dg.DagsterInstance, ledger_for: Ledger
+) -> None:
+    job, _ = ledger_for.create_job(
+        dataset="sales",
+        source_uri="/x.csv",
+        source_name="x.csv",
+        content_sha256="a" * 64,
+        size_bytes=1,
+    )
+    [claimed] = ledger_for.claim_due(1)
+    defs, run, event = failed_run(
+        instance,
+        settings,
+        {"dagster/partition": job.job_id, "etl/attempt": str(claimed.attempts)},
+    )
+
+    evaluate_failure_sensor(defs, instance, run, event)
+
+    failed = ledger_for.get(job.job_id)
+    assert (failed.status, failed.error_type, failed.retry_count) == (
+        JobStatus.FAILED,
+        ErrorType.TRANSIENT,
+        1,
+    )
+    assert "resource 'ledger' failed to initialize" in (failed.error_message or "")
+
+
+def test_failure_sensor_leaves_jobs_the_run_does_not_hold(
+    settings: Settings, instance: dg.DagsterInstance, ledger_for: Ledger
+) -> None:
+    job, _ = ledger_for.create_job(
+        dataset="sales",
+        source_uri="/y.csv",
+        source_name="y.csv",
+        content_sha256="b" * 64,
+        size_bytes=1,
+    )
+    ledger_for.claim_due(1)
+    ledger_for.begin_run(job.job_id, "the-live-run")
+    defs, run, event = failed_run(
+        instance, settings, {"dagster/partition": job.job_id, "etl/attempt": "1"}
+    )
+
+    evaluate_failure_sensor(defs, instance, run, event)
+
+    assert ledger_for.get(job.job_id).status is JobStatus.PROCESSING
+
+
+def test_ledger_resource_gives_one_engine_per_process(settings: Settings) -> None:
+    first = LedgerResource(database_url=settings.database_url)
+    second = LedgerResource(database_url=settings.database_url)
+    assert first.engine is second.engine
