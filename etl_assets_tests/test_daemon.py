@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -28,7 +27,7 @@ pytestmark = pytest.mark.daemon
 
 
 @pytest.fixture
-def daemon_env(settings: Settings, tmp_path: Path) -> Iterator[dict[str, str]]:
+def daemon_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
     home = tmp_path / "dagster_home"
     write_dagster_home(home, REPO / "dagster.yaml", settings)
     env = os.environ | {
@@ -41,7 +40,7 @@ def daemon_env(settings: Settings, tmp_path: Path) -> Iterator[dict[str, str]]:
         "INBOX_INTERVAL_SECONDS": "1",
         "DISPATCH_INTERVAL_SECONDS": "1",
     }
-    yield env
+    return env
 
 
 def wait_until_finished(ledger: Ledger, count: int, timeout: float) -> list:
