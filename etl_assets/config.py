@@ -42,10 +42,6 @@ class Settings:
     max_concurrent_jobs: int = _setting(4, "Runs Dagster's run queue lets run at once.")
     job_timeout_minutes: int = _setting(60, "Longest a run may take before Dagster stops it.")
     heartbeat_seconds: int = _setting(30, "How often a running job refreshes its heartbeat.")
-    stuck_after_seconds: int = _setting(300, "Heartbeat age after which a job counts as stuck.")
-    backoff_base_seconds: float = _setting(30.0, "First retry delay.")
-    backoff_multiplier: float = _setting(2.0, "Growth of the retry delay per attempt.")
-    backoff_max_seconds: float = _setting(3600.0, "Upper bound of a retry delay.")
     dispatch_interval_seconds: int = _setting(5, "Seconds between dispatch sensor ticks.")
     inbox_interval_seconds: int = _setting(10, "Seconds between inbox sensor ticks.")
     inbox_settle_seconds: float = _setting(

@@ -1,0 +1,155 @@
+"""One large sales CSV through the job pipeline and through raw PostgreSQL COPY, in one run.
+
+    python benchmarks/bench_large_file.py [--rows 1000000] [--chunk-rows 100000]
+
+Prints rows/s of both, their ratio, and the peak memory (max RSS) of the process that ran
+the job. The job runs in a child process (the real asset job, in process, on a temporary
+Dagster instance) so its peak memory is its own; the reference APIs serve enrichment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+RAW_TABLE = """CREATE TABLE raw_sales (order_id text, order_date date, customer_id text,
+    sku text, quantity integer, unit_price numeric(18,4), currency text, store_id text)"""
+
+
+def raw_copy(url: str, path: Path) -> float:
+    """Seconds to COPY the file as it is into a plain typed table."""
+    from etl_assets.db import create_engine
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(RAW_TABLE)
+    started = time.perf_counter()
+    with engine.begin() as conn, path.open() as handle:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.copy_expert("COPY raw_sales FROM STDIN WITH (FORMAT csv, HEADER true)", handle)
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    return seconds
+
+
+def run_job_in_child(env: dict[str, str], path: Path) -> dict[str, object]:
+    """Run the job pipeline in a child process; returns its figures and peak RSS (MB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    child = subprocess.run(
+        [sys.executable, __file__, "--child", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if child.returncode != 0:
+        raise SystemExit(f"the job run failed:\n{child.stdout[-4000:]}\n{child.stderr[-4000:]}")
+    figures: dict[str, object] = json.loads(child.stdout.strip().splitlines()[-1])
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    figures["peak_rss_mb"] = round(max(peak_kb, before) / 1024, 1)
+    return figures
+
+
+def child(path: Path) -> None:
+    """In the child: submit the file, dispatch it, run the asset job, print JSON figures."""
+    import logging
+
+    import dagster as dg
+
+    from etl_assets.config import Settings
+    from etl_assets.db import engine_for
+    from etl_assets.definitions import build_definitions
+    from etl_assets.ledger import Ledger
+    from etl_assets.local_runner import LocalDaemon
+    from etl_assets.publisher import publish_file
+
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+    settings = Settings.from_env()
+    ledger = Ledger(engine_for(settings))
+    job = publish_file(ledger, Path(settings.staging_dir) / "sources", path, dataset="sales").job
+    with dg.DagsterInstance.get() as instance:
+        daemon = LocalDaemon(build_definitions(settings), instance)
+        [request] = daemon.tick("dispatch_sensor")
+        started = time.perf_counter()
+        result = daemon.execute(request)
+        seconds = time.perf_counter() - started
+    done = ledger.get(job.job_id)
+    if not result.success or done.status != "completed":
+        raise SystemExit(f"job ended {done.status}: {done.error_message}")
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "rows_total": done.rows_total,
+                "rows_loaded": done.rows_loaded,
+                "load_seconds": (done.metrics or {}).get("load_seconds"),
+            }
+        )
+    )
+
+
+def main() -> None:
+    """Measure and print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--chunk-rows", type=int, default=100_000)
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child)
+
+    from common import machine, sales_csv, scratch_postgres
+
+    from etl_assets.reference_api import ReferenceApiServer
+
+    print(f"machine: {machine()}")
+    started = time.perf_counter()
+    path = sales_csv(args.rows)
+    print(
+        f"input: {path.name}, {path.stat().st_size / 1e6:.0f} MB "
+        f"(generated or reused in {time.perf_counter() - started:.1f} s)"
+    )
+
+    with (
+        ReferenceApiServer() as api,
+        scratch_postgres() as url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        copy_seconds = raw_copy(url, path)
+        home = Path(tmp) / "dagster_home"
+        home.mkdir()
+        env = os.environ | {
+            "DATABASE_URL": url,
+            "DATA_DIR": str(Path(tmp) / "data"),
+            "DAGSTER_HOME": str(home),
+            "FX_API_URL": api.fx_url,
+            "CATALOG_API_URL": api.catalog_url,
+            "CHUNK_ROWS": str(args.chunk_rows),
+            "LOG_LEVEL": "WARNING",
+        }
+        job = run_job_in_child(env, path)
+
+    job_seconds = float(job["seconds"])  # type: ignore[arg-type]
+    copy_rate, job_rate = args.rows / copy_seconds, args.rows / job_seconds
+    print(f"raw COPY:      {copy_seconds:7.2f} s  {copy_rate:10,.0f} rows/s")
+    print(
+        f"job pipeline:  {job_seconds:7.2f} s  {job_rate:10,.0f} rows/s  "
+        f"(load step {job['load_seconds']} s, chunks of {args.chunk_rows:,} rows)"
+    )
+    print(f"ratio job/COPY: {job_rate / copy_rate:.2f}  (target >= 0.50)")
+    print(f"peak memory of the job process: {job['peak_rss_mb']} MB  (target <= 300 MB)")
+
+
+if __name__ == "__main__":
+    main()

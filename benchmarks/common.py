@@ -1,0 +1,75 @@
+"""Shared set-up for the benchmarks: a throw-away PostgreSQL database, data files, env."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from etl_assets.db import create_engine
+from etl_assets.sample_data import sales_frame, write_sales_csv
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "ETL_BENCH_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test"
+)
+DATA = Path(__file__).parent / ".data"  # generated inputs, kept between runs (gitignored)
+
+
+@contextmanager
+def scratch_postgres() -> Iterator[str]:
+    """A new, migrated PostgreSQL database; dropped afterwards. Yields its URL."""
+    from etl_assets import migrations
+
+    admin = create_engine(POSTGRES_ADMIN_URL)
+    name = f"etl_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    migrations.upgrade(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+def sales_csv(rows: int, seed: int = 42, prefix: str = "BENCH") -> Path:
+    """A generated sales CSV of `rows` rows, written once and reused."""
+    path = DATA / f"sales_{prefix}_{rows}_{seed}.csv"
+    if not path.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        step = 1_000_000
+        for start in range(0, rows, step):
+            frame = sales_frame(
+                min(step, rows - start), seed=seed + start, order_prefix=f"{prefix}{start // step}"
+            )
+            if start == 0:
+                write_sales_csv(path, frame)
+            else:
+                frame.to_csv(path, mode="a", header=False, index=False)
+    return path
+
+
+def machine() -> str:
+    """One line saying where the figures came from."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    postgres = subprocess.run(
+        ["psql", "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {postgres}"
