@@ -45,7 +45,6 @@ def raw_copy(url: str, path: Path) -> float:
 
 def run_job_in_child(env: dict[str, str], path: Path) -> dict[str, object]:
     """Run the job pipeline in a child process; returns its figures and peak RSS (MB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     child = subprocess.run(
         [sys.executable, __file__, "--child", str(path)],
         env=env,
@@ -56,9 +55,19 @@ def run_job_in_child(env: dict[str, str], path: Path) -> dict[str, object]:
     if child.returncode != 0:
         raise SystemExit(f"the job run failed:\n{child.stdout[-4000:]}\n{child.stderr[-4000:]}")
     figures: dict[str, object] = json.loads(child.stdout.strip().splitlines()[-1])
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    figures["peak_rss_mb"] = round(max(peak_kb, before) / 1024, 1)
     return figures
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since it started (VmHWM).
+
+    Not getrusage(RUSAGE_CHILDREN) in the parent: that counts a forked child's memory before
+    its exec, i.e. a copy of the parent, which here holds the generated file.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def child(path: Path) -> None:
@@ -94,6 +103,7 @@ def child(path: Path) -> None:
                 "rows_total": done.rows_total,
                 "rows_loaded": done.rows_loaded,
                 "load_seconds": (done.metrics or {}).get("load_seconds"),
+                "peak_rss_mb": peak_rss_mb(),
             }
         )
     )
