@@ -13,7 +13,7 @@ import pytest
 from etl_assets.config import Settings
 from etl_assets.db import engine_for
 from etl_assets.definitions import build_definitions
-from etl_assets.ledger import ErrorType, JobStatus, Ledger
+from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger
 from etl_assets.local_runner import LocalDaemon
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.sample_data import sales_frame, write_sales_csv
@@ -55,6 +55,20 @@ def test_inbox_sensor_leaves_unsettled_files(
     assert path.exists()
 
 
+def claimed_job(ledger: Ledger, name: str) -> Job:
+    """A job the dispatcher has claimed (processing, no run attached yet)."""
+    job, _ = ledger.create_job(
+        dataset="sales",
+        source_uri=f"/{name}",
+        source_name=name,
+        content_sha256=name.ljust(64, "0"),
+        size_bytes=1,
+    )
+    [claimed] = ledger.claim_due(1)
+    assert claimed.job_id == job.job_id
+    return claimed
+
+
 def failed_run(instance: dg.DagsterInstance, settings: Settings, tags: dict[str, str]) -> tuple:
     defs = build_definitions(settings)
     run = instance.create_run_for_job(defs.resolve_job_def("etl_job"), tags=tags)
@@ -79,18 +93,11 @@ def evaluate_failure_sensor(
 def test_failure_sensor_fails_a_job_its_run_never_reached(
     settings: Settings, instance: dg.DagsterInstance, ledger_for: Ledger
 ) -> None:
-    job, _ = ledger_for.create_job(
-        dataset="sales",
-        source_uri="/x.csv",
-        source_name="x.csv",
-        content_sha256="a" * 64,
-        size_bytes=1,
-    )
-    [claimed] = ledger_for.claim_due(1)
+    job = claimed_job(ledger_for, "x.csv")
     defs, run, event = failed_run(
         instance,
         settings,
-        {"dagster/partition": job.job_id, "etl/attempt": str(claimed.attempts)},
+        {"dagster/partition": job.job_id, "etl/attempt": str(job.attempts)},
     )
 
     evaluate_failure_sensor(defs, instance, run, event)
@@ -107,14 +114,7 @@ def test_failure_sensor_fails_a_job_its_run_never_reached(
 def test_failure_sensor_leaves_jobs_the_run_does_not_hold(
     settings: Settings, instance: dg.DagsterInstance, ledger_for: Ledger
 ) -> None:
-    job, _ = ledger_for.create_job(
-        dataset="sales",
-        source_uri="/y.csv",
-        source_name="y.csv",
-        content_sha256="b" * 64,
-        size_bytes=1,
-    )
-    ledger_for.claim_due(1)
+    job = claimed_job(ledger_for, "y.csv")
     ledger_for.begin_run(job.job_id, "the-live-run")
     defs, run, event = failed_run(
         instance, settings, {"dagster/partition": job.job_id, "etl/attempt": "1"}

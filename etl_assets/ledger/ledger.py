@@ -132,21 +132,14 @@ class Ledger:
 
     def attempts(self, job_id: str) -> list[dict[str, Any]]:
         """The job's attempts, first to last."""
-        stmt = (
-            sa.select(job_attempts)
-            .where(job_attempts.c.job_id == job_id)
-            .order_by(job_attempts.c.attempt)
-        )
-        with read_connection(self.engine) as conn:
-            return [dict(row) for row in conn.execute(stmt).mappings()]
+        return self._rows_of_job(job_attempts, job_id, order_by="attempt")
 
     def quarantined(self, job_id: str) -> list[dict[str, Any]]:
         """The job's quarantined rows, in file order."""
-        stmt = (
-            sa.select(quarantined_rows)
-            .where(quarantined_rows.c.job_id == job_id)
-            .order_by(quarantined_rows.c.row_number)
-        )
+        return self._rows_of_job(quarantined_rows, job_id, order_by="row_number")
+
+    def _rows_of_job(self, table: sa.Table, job_id: str, order_by: str) -> list[dict[str, Any]]:
+        stmt = sa.select(table).where(table.c.job_id == job_id).order_by(table.c[order_by])
         with read_connection(self.engine) as conn:
             return [dict(row) for row in conn.execute(stmt).mappings()]
 
