@@ -41,7 +41,7 @@ def main() -> None:
     from etl_assets.instance import write_dagster_home
     from etl_assets.ledger import Ledger
     from etl_assets.ledger.models import FINISHED_STATUSES
-    from etl_assets.publisher import publish_file
+    from etl_assets.publisher import publish_file, source_archive
     from etl_assets.reference_api import ReferenceApiServer
     from etl_assets.sample_data import sales_frame, write_sales_csv
 
@@ -73,7 +73,7 @@ def main() -> None:
 
             migrations.upgrade(engine_for(settings))
         ledger = Ledger(engine_for(settings))
-        archive = Path(settings.staging_dir) / "sources"
+        archive = source_archive(settings.staging_dir)
         for n in range(args.jobs):
             frame = sales_frame(args.rows, seed=n, order_prefix=f"SMALL{n:04d}")
             path = write_sales_csv(tmp / "files" / f"small_{n:04d}.csv", frame)

@@ -81,12 +81,12 @@ def child(path: Path) -> None:
     from etl_assets.definitions import build_definitions
     from etl_assets.ledger import Ledger
     from etl_assets.local_runner import LocalDaemon
-    from etl_assets.publisher import publish_file
+    from etl_assets.publisher import publish_file, source_archive
 
     logging.getLogger("dagster").setLevel(logging.WARNING)
     settings = Settings.from_env()
     ledger = Ledger(engine_for(settings))
-    job = publish_file(ledger, Path(settings.staging_dir) / "sources", path, dataset="sales").job
+    job = publish_file(ledger, source_archive(settings.staging_dir), path, dataset="sales").job
     with dg.DagsterInstance.get() as instance:
         daemon = LocalDaemon(build_definitions(settings), instance)
         [request] = daemon.tick("dispatch_sensor")

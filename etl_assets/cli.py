@@ -135,11 +135,11 @@ def submit(
     files: Sequence[Path], dataset: str, title: str | None, priority: int, as_json: bool
 ) -> None:
     """Submit CSV FILES as pending jobs; the same content twice is reported as a duplicate."""
-    from etl_assets.publisher import publish_file
+    from etl_assets.publisher import publish_file, source_archive
 
     settings = _settings()
     ledger = _ledger(settings)
-    archive = Path(settings.staging_dir) / "sources"
+    archive = source_archive(settings.staging_dir)
     results = []
     for path in files:
         published = publish_file(

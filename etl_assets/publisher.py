@@ -33,6 +33,11 @@ class Published:
     created: bool
 
 
+def source_archive(staging_dir: str | Path) -> Path:
+    """Where submitted files are kept, by dataset and SHA-256, under the staging folder."""
+    return Path(staging_dir) / "sources"
+
+
 def publish_file(
     ledger: Ledger,
     archive_dir: Path,

@@ -19,7 +19,7 @@ from etl_assets.db import engine_for
 from etl_assets.definitions import build_definitions
 from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger
 from etl_assets.local_runner import LocalDaemon
-from etl_assets.publisher import publish_file
+from etl_assets.publisher import publish_file, source_archive
 from etl_assets.reference_api import Fault, ReferenceApiServer
 from etl_assets.sample_data import corrupt, sales_frame, write_sales_csv
 from etl_assets.warehouse import load as load_module
@@ -39,7 +39,7 @@ class Platform:
         if every:
             corrupt(frame, every)
         path = write_sales_csv(self.tmp_path / "in" / name, frame)
-        archive = Path(self.settings.staging_dir) / "sources"
+        archive = source_archive(self.settings.staging_dir)
         return publish_file(self.ledger, archive, path, dataset="sales").job
 
     def run_all(self) -> list[dg.ExecuteInProcessResult]:
@@ -103,7 +103,7 @@ def test_rows_in_equal_loaded_plus_quarantined_plus_duplicate(platform: Platform
     frame.iloc[25, frame.columns.get_loc("quantity")] = "lots"
     path = write_sales_csv(platform.tmp_path / "dup.csv", frame)
     job = publish_file(
-        platform.ledger, Path(platform.settings.staging_dir), path, dataset="sales"
+        platform.ledger, source_archive(platform.settings.staging_dir), path, dataset="sales"
     ).job
 
     platform.run_all()

@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from etl_assets.partitions import job_partitions
-from etl_assets.publisher import publish_inbox
+from etl_assets.publisher import publish_inbox, source_archive
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.staging import StagingResource
 
@@ -26,7 +26,7 @@ def build_inbox_sensor(
     ) -> dg.SensorResult | dg.SkipReason:
         """Publish settled inbox files as jobs and add their partitions."""
         published = publish_inbox(
-            ledger.ledger, Path(staging.base_dir) / "sources", Path(inbox_dir), settle_seconds
+            ledger.ledger, source_archive(staging.base_dir), Path(inbox_dir), settle_seconds
         )
         if not published:
             return dg.SkipReason(f"no settled CSV files in {inbox_dir}")
