@@ -41,7 +41,22 @@ class Settings:
     retry_max_attempts: int = _setting(3, "Attempts a job gets in all before it is dead-lettered.")
     max_concurrent_jobs: int = _setting(4, "Runs Dagster's run queue lets run at once.")
     job_timeout_minutes: int = _setting(60, "Longest a run may take before Dagster stops it.")
-    heartbeat_seconds: int = _setting(30, "How often a running job refreshes its heartbeat.")
+    heartbeat_seconds: float = _setting(30.0, "How often a running job refreshes its heartbeat.")
+    stuck_after_seconds: int = _setting(
+        300, "Heartbeat age after which the reaper treats a processing job as stuck."
+    )
+    reaper_interval_seconds: int = _setting(60, "Seconds between reaper sensor ticks.")
+    backoff_base_seconds: float = _setting(30.0, "Delay before the first retry of a job.")
+    backoff_multiplier: float = _setting(
+        2.0, "Growth of the retry delay from one retry to the next."
+    )
+    backoff_max_seconds: float = _setting(3600.0, "Upper bound of a retry delay.")
+    backoff_jitter: float = _setting(
+        0.25, "Random spread of each retry delay: 0.25 means +/- 25 %."
+    )
+    retry_priority: int = _setting(
+        10, "Priority `etl retry` gives a job (at least), so a manual retry goes first."
+    )
     dispatch_interval_seconds: int = _setting(5, "Seconds between dispatch sensor ticks.")
     inbox_interval_seconds: int = _setting(10, "Seconds between inbox sensor ticks.")
     inbox_settle_seconds: float = _setting(

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dagster as dg
 
-from etl_assets.assets import SALES_ASSETS, etl_job
+from etl_assets.assets import SALES_ASSETS, build_etl_job
 from etl_assets.config import Settings, secret_source
 from etl_assets.resources.apis import CatalogResource, FxRatesResource
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
 from etl_assets.resources.staging import JobStagingIOManager, StagingResource
+from etl_assets.retries import Backoff
 from etl_assets.sensors.dispatch import build_dispatch_sensor
 from etl_assets.sensors.inbox import build_inbox_sensor
+from etl_assets.sensors.reaper import build_reaper_sensor
 from etl_assets.sensors.run_failure import build_run_failure_sensor
 from etl_assets.warehouse.io_manager import WarehouseIOManager
 
@@ -25,14 +27,20 @@ def build_resources(settings: Settings) -> dict[str, object]:
         max_overflow=settings.db_max_overflow,
         pool_recycle_seconds=settings.db_pool_recycle_seconds,
     )
+    pipeline = PipelineSettingsResource(
+        chunk_rows=settings.chunk_rows,
+        reporting_currency=settings.reporting_currency,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        backoff_base_seconds=settings.backoff_base_seconds,
+        backoff_multiplier=settings.backoff_multiplier,
+        backoff_max_seconds=settings.backoff_max_seconds,
+        backoff_jitter=settings.backoff_jitter,
+        max_in_run_wait_seconds=settings.stuck_after_seconds,
+    )
     return {
         "ledger": ledger,
         "staging": StagingResource(base_dir=settings.staging_dir),
-        "pipeline": PipelineSettingsResource(
-            chunk_rows=settings.chunk_rows,
-            heartbeat_seconds=settings.heartbeat_seconds,
-            reporting_currency=settings.reporting_currency,
-        ),
+        "pipeline": pipeline,
         "fx_api": FxRatesResource(
             base_url=settings.fx_api_url,
             api_token=secret_source("FX_API_TOKEN", settings.fx_api_token),
@@ -44,14 +52,14 @@ def build_resources(settings: Settings) -> dict[str, object]:
             timeout_seconds=settings.api_timeout_seconds,
         ),
         "staging_io_manager": JobStagingIOManager(base_dir=settings.staging_dir),
-        "warehouse_io_manager": WarehouseIOManager(
-            ledger=ledger, heartbeat_seconds=settings.heartbeat_seconds
-        ),
+        "warehouse_io_manager": WarehouseIOManager(ledger=ledger, pipeline=pipeline),
     }
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The whole code location for `settings`."""
+    etl_job = build_etl_job(settings)
+    backoff = Backoff.from_settings(settings)
     return dg.Definitions(
         assets=SALES_ASSETS,
         jobs=[etl_job],
@@ -60,7 +68,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 settings.inbox_dir, settings.inbox_settle_seconds, settings.inbox_interval_seconds
             ),
             build_dispatch_sensor(etl_job, settings.batch_size, settings.dispatch_interval_seconds),
-            build_run_failure_sensor(etl_job),
+            build_run_failure_sensor(etl_job, backoff),
+            build_reaper_sensor(
+                settings.stuck_after_seconds, settings.reaper_interval_seconds, backoff
+            ),
         ],
         resources=build_resources(settings),
     )

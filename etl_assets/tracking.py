@@ -1,36 +1,68 @@
-"""Keeps the ledger true while a run works on a job: ownership, heartbeats, failure capture.
+"""Keeps the ledger true while a run works on a job: ownership, heartbeats, failures, retries.
 
 Every asset step and the warehouse IO manager run their work inside `job_step`. It attaches
-the run to the job (or refuses to touch a job it does not hold), and turns any exception into
-a ledger record (`failed` with error type, message and traceback, `retry_count` + 1) and a
-Dagster `Failure`, so a job is never left in `processing` by a step that failed.
+the run to the job (or refuses to touch a job it does not hold), keeps the job's heartbeat
+fresh from a background thread, and turns any exception into a ledger record and a Dagster
+outcome:
+
+- transient, attempts left, short wait: the attempt is recorded as failed and the step is
+  retried by Dagster in the same run after an exponential, jittered delay (`RetryRequested`);
+- transient, attempts left, a wait longer than `max_in_run_wait_seconds` (a long backoff or
+  Retry-After): the job goes back to pending, due later, and the run ends, so it holds no
+  run slot while it waits; the dispatcher starts the next attempt in a new run;
+- permanent, or no attempts left: the job fails (`permanent` / `transient_exhausted`, the
+  dead-letter state) and the step raises `Failure(allow_retries=False)`.
+
+A job is never left in `processing` by a step that failed while the database could be reached.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-import time
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import dagster as dg
 
-from etl_assets.errors import classify
-from etl_assets.ledger import Job, Ledger
+from etl_assets.db import utcnow
+from etl_assets.errors import ClassifiedError, classify
+from etl_assets.ledger import ErrorType, Job, Ledger
 from etl_assets.ledger.errors import IllegalTransition, JobNotFound, JobNotOwned
+from etl_assets.retries import Backoff
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class StepPolicy:
+    """How a job step keeps its heartbeat and handles a failure."""
+
+    backoff: Backoff = field(default_factory=Backoff)
+    heartbeat_seconds: float = 30.0
+    max_in_run_wait_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class JobStep:
+    """What a step's body gets: the job as the ledger had it, and its heartbeat."""
+
+    job: Job
+    heartbeat: Heartbeat
+
+
 @contextmanager
 def job_step(
-    ledger: Ledger, job_id: str, run_id: str, step: str, log: logging.Logger | None = None
-) -> Iterator[Job]:
-    """Run one step of `run_id` on `job_id`; yields the job as the ledger has it.
-
-    On failure the job is recorded as failed (when this run still holds it) and a
-    `dg.Failure` is raised without Dagster retries.
-    """
+    ledger: Ledger,
+    job_id: str,
+    run_id: str,
+    step: str,
+    policy: StepPolicy,
+    log: logging.Logger | None = None,
+) -> Iterator[JobStep]:
+    """Run one step of `run_id` on `job_id`, keeping the ledger true (see the module doc)."""
     log = log or logger
     try:
         job = ledger.begin_run(job_id, run_id)
@@ -40,8 +72,10 @@ def job_step(
             metadata={"job_id": job_id},
             allow_retries=False,
         ) from exc
+    heartbeat = Heartbeat(ledger, job_id, run_id, policy.heartbeat_seconds, log).start()
     try:
-        yield job
+        yield JobStep(job, heartbeat)
+        heartbeat.check()
     except JobNotOwned as exc:
         # Cancelled or taken over while running: the ledger already says so; write nothing.
         log.warning("job=%s step %s stopped: %s", job_id, step, exc)
@@ -49,53 +83,163 @@ def job_step(
             description=str(exc), metadata={"job_id": job_id}, allow_retries=False
         ) from exc
     except Exception as exc:
-        raise _record_failure(ledger, job, run_id, step, exc, log) from exc
+        raise _after_failure(ledger, job, run_id, step, policy, classify(exc), log) from exc
+    finally:
+        heartbeat.stop()
 
 
-def _record_failure(
-    ledger: Ledger, job: Job, run_id: str, step: str, exc: Exception, log: logging.Logger
-) -> dg.Failure:
-    error = classify(exc)
-    message = f"attempt {job.attempts}/{job.max_attempts} failed in {step}: {error.message}"
+def _after_failure(
+    ledger: Ledger,
+    job: Job,
+    run_id: str,
+    step: str,
+    policy: StepPolicy,
+    error: ClassifiedError,
+    log: logging.Logger,
+) -> Exception:
+    """Record the failure and choose what Dagster does next (retry now, or fail the step)."""
+    where = f"attempt {job.attempts}/{job.max_attempts} failed in {step}: {error.message}"
+    metadata = {"job_id": job.job_id, "error_type": error.error_type.value}
+    if error.retryable and job.attempts < job.max_attempts:
+        delay = policy.backoff.delay(job.retry_count + 1, retry_after=error.retry_after_seconds)
+        retry_at = utcnow() + dt.timedelta(seconds=delay)
+        message = f"{where}; retrying in {delay:.1f} s"
+        log.warning("job=%s %s", job.job_id, message)
+        if delay <= policy.max_in_run_wait_seconds:
+            return _retry_in_run(ledger, job, run_id, error, message, retry_at, delay, log)
+        return _requeue(ledger, job, run_id, error, message, retry_at, log)
+    final = ErrorType.TRANSIENT_EXHAUSTED if error.retryable else ErrorType.PERMANENT
+    message = f"{where}; no attempts left" if error.retryable else where
+    log.error("job=%s %s", job.job_id, message)
     try:
         ledger.fail(
             job.job_id,
-            error_type=error.error_type,
+            error_type=final,
             message=message,
             traceback=error.traceback,
             run_id=run_id,
         )
     except Exception as ledger_exc:  # noqa: BLE001 - the database itself may be what failed
-        log.error(
-            "job=%s could not record its failure (%s); it stays processing until its "
-            "heartbeat goes stale and the reaper reclaims it",
-            job.job_id,
-            ledger_exc,
-        )
-    log.error("job=%s %s", job.job_id, message)
+        _log_unrecorded(log, job, ledger_exc)
     return dg.Failure(
-        description=message,
-        metadata={"job_id": job.job_id, "error_type": error.error_type.value},
-        allow_retries=False,
+        description=message, metadata=metadata | {"final": final.value}, allow_retries=False
+    )
+
+
+def _retry_in_run(
+    ledger: Ledger,
+    job: Job,
+    run_id: str,
+    error: ClassifiedError,
+    message: str,
+    retry_at: dt.datetime,
+    delay: float,
+    log: logging.Logger,
+) -> Exception:
+    try:
+        ledger.retry_in_run(
+            job.job_id,
+            run_id,
+            error_type=error.error_type,
+            message=message,
+            traceback=error.traceback,
+            retry_at=retry_at,
+        )
+    except IllegalTransition as moved:
+        return dg.Failure(description=f"{message}; not retried: {moved}", allow_retries=False)
+    except Exception as ledger_exc:  # noqa: BLE001 - e.g. the database is down right now
+        # Retry anyway: the next attempt finds the job still held by this run, and resumes.
+        _log_unrecorded(log, job, ledger_exc)
+    # The ledger's attempt budget decides; Dagster's own count is only an upper bound.
+    return dg.RetryRequested(max_retries=job.max_attempts, seconds_to_wait=delay)
+
+
+def _requeue(
+    ledger: Ledger,
+    job: Job,
+    run_id: str,
+    error: ClassifiedError,
+    message: str,
+    retry_at: dt.datetime,
+    log: logging.Logger,
+) -> Exception:
+    note = f"{message}; back in the queue until then"
+    try:
+        ledger.requeue_or_fail(
+            job.job_id,
+            run_id=run_id,
+            attempt=job.attempts,
+            error_type=error.error_type,
+            message=note,
+            retry_at=retry_at,
+        )
+    except Exception as ledger_exc:  # noqa: BLE001 - the reaper takes over
+        _log_unrecorded(log, job, ledger_exc)
+    return dg.Failure(description=note, metadata={"job_id": job.job_id}, allow_retries=False)
+
+
+def _log_unrecorded(log: logging.Logger, job: Job, exc: Exception) -> None:
+    log.error(
+        "job=%s could not record its failure (%s); if the run ends here, the reaper "
+        "reclaims the job once its heartbeat is stale",
+        job.job_id,
+        exc,
     )
 
 
 class Heartbeat:
-    """Refreshes the job's heartbeat at most every `interval` seconds; cheap to call often.
+    """Refreshes the job's `last_heartbeat_at` every `interval` seconds from a daemon thread.
 
-    Raises JobNotOwned when the job was cancelled or reclaimed, which stops the step.
+    One small UPDATE per interval, whatever the step is doing (parsing, waiting on an API,
+    loading). When the job turns out to be no longer held by this run (cancelled, reclaimed),
+    the next `check()` raises JobNotOwned so the step stops. An interval of 0 disables it.
     """
 
-    def __init__(self, ledger: Ledger, job_id: str, run_id: str, interval: float) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        job_id: str,
+        run_id: str,
+        interval: float,
+        log: logging.Logger | None = None,
+    ) -> None:
         self.ledger = ledger
         self.job_id = job_id
         self.run_id = run_id
         self.interval = interval
-        self._last = time.monotonic()
+        self.beats = 0
+        self._log = log or logger
+        self._lost: JobNotOwned | None = None
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def beat(self, rows_processed: int | None = None, *, force: bool = False) -> None:
-        """Write the heartbeat (and progress) if `interval` has passed since the last one."""
-        now = time.monotonic()
-        if force or now - self._last >= self.interval:
-            self.ledger.heartbeat(self.job_id, self.run_id, rows_processed=rows_processed)
-            self._last = now
+    def start(self) -> Heartbeat:
+        """Start beating (no-op when the interval is 0); returns self."""
+        if self.interval > 0:
+            self._thread = threading.Thread(
+                target=self._beat_until_stopped, name=f"heartbeat-{self.job_id}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop beating and wait for the thread to finish its current beat."""
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def check(self) -> None:
+        """Raise JobNotOwned if a beat found the job taken away from this run."""
+        if self._lost is not None:
+            raise self._lost
+
+    def _beat_until_stopped(self) -> None:
+        while not self._stopped.wait(self.interval):
+            try:
+                self.ledger.heartbeat(self.job_id, self.run_id)
+                self.beats += 1
+            except JobNotOwned as lost:
+                self._lost = lost
+                return
+            except Exception as exc:  # noqa: BLE001 - a database blip: try again next beat
+                self._log.warning("job=%s heartbeat failed: %s", self.job_id, exc)

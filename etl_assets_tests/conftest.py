@@ -12,6 +12,7 @@ import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -21,9 +22,14 @@ from sqlalchemy.engine import make_url
 
 from etl_assets import migrations
 from etl_assets.config import Settings
-from etl_assets.db import create_engine, metadata
-from etl_assets.ledger import Ledger
+from etl_assets.db import create_engine, engine_for
+from etl_assets.definitions import build_definitions
+from etl_assets.ledger import Job, Ledger
+from etl_assets.local_runner import LocalDaemon
+from etl_assets.publisher import publish_file, source_archive
 from etl_assets.reference_api import ReferenceApiServer
+from etl_assets.sample_data import corrupt, sales_frame, write_sales_csv
+from etl_assets.schema import metadata
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ETL_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test"
@@ -138,7 +144,9 @@ def settings(database_url: str, tmp_path: Path, api: ReferenceApiServer) -> Sett
         catalog_api_url=api.catalog_url,
         inbox_settle_seconds=0.0,
         chunk_rows=1000,
-        heartbeat_seconds=0,
+        heartbeat_seconds=0,  # no heartbeat thread unless a test asks for one
+        backoff_base_seconds=0.01,  # Dagster's step retries really sleep: keep them short
+        backoff_jitter=0.0,
     ).resolved()
 
 
@@ -147,3 +155,39 @@ def instance() -> Iterator[dg.DagsterInstance]:
     """A real Dagster instance in a temporary DAGSTER_HOME."""
     with dg.instance_for_test() as instance:
         yield instance
+
+
+# ------------------------------------------------------------------------------ pipeline
+
+
+@dataclass
+class Platform:
+    """The code location on a test instance, with helpers to submit files and run jobs."""
+
+    settings: Settings
+    daemon: LocalDaemon
+    ledger: Ledger
+    tmp_path: Path
+
+    def submit(self, name: str, rows: int = 60, *, every: int = 0, seed: int = 0) -> Job:
+        frame = sales_frame(rows, seed=seed, order_prefix=Path(name).stem.upper())
+        if every:
+            corrupt(frame, every)
+        path = write_sales_csv(self.tmp_path / "in" / name, frame)
+        archive = source_archive(self.settings.staging_dir)
+        return publish_file(self.ledger, archive, path, dataset="sales").job
+
+    def run_all(self) -> list[dg.ExecuteInProcessResult]:
+        return self.daemon.drain()
+
+    def facts(self, job_id: str | None = None) -> int:
+        query = "SELECT count(*) FROM sales_fact" + (" WHERE job_id = :j" if job_id else "")
+        with self.ledger.engine.connect() as conn:
+            return int(conn.execute(sa.text(query), {"j": job_id}).scalar_one())
+
+
+@pytest.fixture
+def platform(settings: Settings, instance: dg.DagsterInstance, tmp_path: Path) -> Platform:
+    defs = build_definitions(settings)
+    ledger = Ledger(engine_for(settings), max_attempts=settings.retry_max_attempts)
+    return Platform(settings, LocalDaemon(defs, instance), ledger, tmp_path)

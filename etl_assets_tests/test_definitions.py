@@ -16,6 +16,7 @@ def test_the_module_level_definitions_load() -> None:
         "inbox_sensor",
         "dispatch_sensor",
         "job_run_failure_sensor",
+        "reaper_sensor",
     }
 
 

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from etl_assets.db import create_engine, utcnow
-from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger
+from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger, quarantine
 from etl_assets.ledger.errors import IllegalTransition, JobNotFound, JobNotOwned
 from etl_assets.ledger.ledger import new_job_id
 from etl_assets.ledger.models import ALLOWED_TRANSITIONS
@@ -116,7 +116,7 @@ def test_complete_sets_counters_and_closes_the_attempt(ledger: Ledger) -> None:
     job = processing_job(ledger)
     ledger.set_rows_total(job.job_id, "run-1", 10)
     with ledger.engine.begin() as conn:
-        ledger.quarantine_rows(
+        quarantine.add_rows(
             conn,
             job.job_id,
             "validate",

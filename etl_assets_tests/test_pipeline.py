@@ -6,56 +6,20 @@ PostgreSQL, with the reference APIs; `test_daemon.py` covers the real daemon.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+from conftest import Platform
 
 from etl_assets.config import Settings
-from etl_assets.db import engine_for
 from etl_assets.definitions import build_definitions
 from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger
-from etl_assets.local_runner import LocalDaemon
 from etl_assets.publisher import publish_file, source_archive
 from etl_assets.reference_api import Fault, ReferenceApiServer
-from etl_assets.sample_data import corrupt, sales_frame, write_sales_csv
+from etl_assets.sample_data import sales_frame, write_sales_csv
 from etl_assets.warehouse import load as load_module
-
-
-@dataclass
-class Platform:
-    """The code location on a test instance, with helpers to submit files and run jobs."""
-
-    settings: Settings
-    daemon: LocalDaemon
-    ledger: Ledger
-    tmp_path: Path
-
-    def submit(self, name: str, rows: int = 60, *, every: int = 0, seed: int = 0) -> Job:
-        frame = sales_frame(rows, seed=seed, order_prefix=Path(name).stem.upper())
-        if every:
-            corrupt(frame, every)
-        path = write_sales_csv(self.tmp_path / "in" / name, frame)
-        archive = source_archive(self.settings.staging_dir)
-        return publish_file(self.ledger, archive, path, dataset="sales").job
-
-    def run_all(self) -> list[dg.ExecuteInProcessResult]:
-        return self.daemon.drain()
-
-    def facts(self, job_id: str | None = None) -> int:
-        query = "SELECT count(*) FROM sales_fact" + (" WHERE job_id = :j" if job_id else "")
-        with self.ledger.engine.connect() as conn:
-            return int(conn.execute(sa.text(query), {"j": job_id}).scalar_one())
-
-
-@pytest.fixture
-def platform(settings: Settings, instance: dg.DagsterInstance, tmp_path: Path) -> Platform:
-    defs = build_definitions(settings)
-    ledger = Ledger(engine_for(settings), max_attempts=settings.retry_max_attempts)
-    return Platform(settings, LocalDaemon(defs, instance), ledger, tmp_path)
 
 
 def test_csv_to_warehouse_to_completed(platform: Platform, instance: dg.DagsterInstance) -> None:
@@ -143,7 +107,7 @@ def test_a_completed_job_is_not_loaded_again(platform: Platform) -> None:
     assert platform.facts() == before.rows_loaded
 
 
-def test_api_down_fails_the_job_with_the_error_captured(
+def test_api_always_down_ends_in_the_dead_letter_state(
     platform: Platform, api: ReferenceApiServer
 ) -> None:
     api.faults.add(Fault("/fx", status=503))
@@ -152,24 +116,31 @@ def test_api_down_fails_the_job_with_the_error_captured(
     [result] = platform.run_all()
 
     assert not result.success
-    failed = platform.ledger.get(job.job_id)
-    assert failed.status is JobStatus.FAILED
-    assert failed.error_type is ErrorType.TRANSIENT
-    assert failed.retry_count == 1
-    assert failed.error_message is not None
-    assert failed.error_message.startswith("attempt 1/3 failed in fx_rates: HTTP 503 from")
-    assert failed.error_traceback and "HTTPError" in failed.error_traceback
+    dead = platform.ledger.get(job.job_id)
+    assert dead.status is JobStatus.FAILED
+    assert dead.error_type is ErrorType.TRANSIENT_EXHAUSTED
+    assert (dead.attempts, dead.retry_count) == (3, 3)  # RETRY_MAX_ATTEMPTS, in one run
+    assert dead.error_message is not None
+    assert dead.error_message.startswith("attempt 3/3 failed in fx_rates: HTTP 503 from")
+    assert dead.error_message.endswith("; no attempts left")
+    assert dead.error_traceback and "HTTPError" in dead.error_traceback
+    attempts = platform.ledger.attempts(job.job_id)
+    assert [a["outcome"] for a in attempts] == ["failed", "failed", "failed"]
+    assert {a["run_id"] for a in attempts} == {dead.run_id}
+    assert all("HTTP 503" in a["error_message"] for a in attempts)
     assert platform.facts() == 0
 
 
-def test_api_unreachable_is_transient(platform: Platform, settings: Settings) -> None:
+def test_api_unreachable_is_retried_then_dead_lettered(
+    platform: Platform, settings: Settings
+) -> None:
     unreachable = Settings(**{**settings.__dict__, "catalog_api_url": "http://127.0.0.1:9/x"})
     platform.daemon.defs = build_definitions(unreachable)
     job = platform.submit("offline.csv")
     platform.run_all()
-    failed = platform.ledger.get(job.job_id)
-    assert (failed.status, failed.error_type) == (JobStatus.FAILED, ErrorType.TRANSIENT)
-    assert "catalog_products: ConnectionError" in (failed.error_message or "")
+    dead = platform.ledger.get(job.job_id)
+    assert (dead.status, dead.error_type) == (JobStatus.FAILED, ErrorType.TRANSIENT_EXHAUSTED)
+    assert "catalog_products: ConnectionError" in (dead.error_message or "")
 
 
 def test_fx_not_found_is_permanent(platform: Platform, api: ReferenceApiServer) -> None:
@@ -190,7 +161,7 @@ def test_a_file_with_only_invalid_rows_fails_permanently(platform: Platform) -> 
     assert len(platform.ledger.quarantined(job.job_id)) == 5  # nothing is lost
 
 
-def test_a_failure_mid_load_leaves_whole_chunks_and_a_retry_finishes(
+def test_a_failure_mid_load_is_retried_from_the_failed_chunk(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     small = Settings(**{**platform.settings.__dict__, "chunk_rows": 50})
@@ -207,22 +178,18 @@ def test_a_failure_mid_load_leaves_whole_chunks_and_a_retry_finishes(
         return counts
 
     monkeypatch.setattr(load_module, "upsert_rows", upsert_then_fail)
-    platform.run_all()
+    [result] = platform.run_all()
 
-    failed = platform.ledger.get(job.job_id)
-    assert failed.status is JobStatus.FAILED
-    assert failed.checkpoint is not None and failed.checkpoint["chunks_done"] == 1
-    assert platform.facts(job.job_id) == 50  # chunk 1 committed, chunk 2 not half-written
-
-    monkeypatch.setattr(load_module, "upsert_rows", real_upsert)
-    platform.ledger.retry(job.job_id)
-    platform.run_all()
-
+    # The load step failed in chunk 2 (after chunk 1 committed) and Dagster retried it in the
+    # same run: the retry resumed at chunk 2, and chunk 2's first try left nothing behind.
+    assert result.success
     done = platform.ledger.get(job.job_id)
     assert done.status is JobStatus.COMPLETED
     assert done.metrics is not None and done.metrics["resumed_from_chunk"] == 1
     assert (done.rows_loaded, done.rows_duplicate, platform.facts(job.job_id)) == (120, 0, 120)
-    assert [a["outcome"] for a in platform.ledger.attempts(job.job_id)] == ["failed", "succeeded"]
+    attempts = platform.ledger.attempts(job.job_id)
+    assert [a["outcome"] for a in attempts] == ["failed", "succeeded"]
+    assert "the database went away mid-chunk" in attempts[0]["error_message"]
 
 
 def test_a_commit_lost_before_completion_is_finished_by_a_retry(

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import sqlalchemy as sa
 
 from etl_assets.config import Settings
 from etl_assets.db import engine_for
 from etl_assets.definitions import build_definitions
 from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger
+from etl_assets.ledger.schema import jobs
 from etl_assets.local_runner import LocalDaemon
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.sample_data import sales_frame, write_sales_csv
@@ -90,7 +92,7 @@ def evaluate_failure_sensor(
     sensor(context)  # type: ignore[call-arg]
 
 
-def test_failure_sensor_fails_a_job_its_run_never_reached(
+def test_failure_sensor_requeues_a_job_its_run_never_reached(
     settings: Settings, instance: dg.DagsterInstance, ledger_for: Ledger
 ) -> None:
     job = claimed_job(ledger_for, "x.csv")
@@ -102,13 +104,31 @@ def test_failure_sensor_fails_a_job_its_run_never_reached(
 
     evaluate_failure_sensor(defs, instance, run, event)
 
-    failed = ledger_for.get(job.job_id)
-    assert (failed.status, failed.error_type, failed.retry_count) == (
-        JobStatus.FAILED,
+    requeued = ledger_for.get(job.job_id)
+    assert (requeued.status, requeued.error_type, requeued.retry_count) == (
+        JobStatus.PENDING,
         ErrorType.TRANSIENT,
         1,
     )
-    assert "resource 'ledger' failed to initialize" in (failed.error_message or "")
+    assert requeued.next_attempt_at is not None
+    assert "resource 'ledger' failed to initialize" in (requeued.error_message or "")
+    assert ledger_for.attempts(job.job_id)[0]["outcome"] == "failed"
+
+
+def test_failure_sensor_dead_letters_a_job_without_attempts_left(
+    settings: Settings, instance: dg.DagsterInstance, ledger_for: Ledger
+) -> None:
+    job = claimed_job(ledger_for, "z.csv")
+    with ledger_for.engine.begin() as conn:
+        conn.execute(sa.update(jobs).where(jobs.c.job_id == job.job_id).values(max_attempts=1))
+    defs, run, event = failed_run(
+        instance, settings, {"dagster/partition": job.job_id, "etl/attempt": "1"}
+    )
+
+    evaluate_failure_sensor(defs, instance, run, event)
+
+    dead = ledger_for.get(job.job_id)
+    assert (dead.status, dead.error_type) == (JobStatus.FAILED, ErrorType.TRANSIENT_EXHAUSTED)
 
 
 def test_failure_sensor_leaves_jobs_the_run_does_not_hold(

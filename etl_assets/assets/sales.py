@@ -14,7 +14,7 @@ from etl_assets.resources.apis import CatalogResource, FxRatesResource
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
 from etl_assets.resources.staging import StagingResource
-from etl_assets.tracking import Heartbeat, job_step
+from etl_assets.tracking import job_step
 
 STAGING = "staging_io_manager"
 
@@ -33,7 +33,9 @@ def sales_source_rows(
 ) -> dg.Output[SourceRows]:
     """Valid rows of the job's sales CSV, staged in chunks; invalid rows go to quarantine."""
     job_id, run_id = context.partition_key, context.run.run_id
-    with job_step(ledger.ledger, job_id, run_id, "sales_source_rows", context.log) as job:
+    policy = pipeline.step_policy
+    with job_step(ledger.ledger, job_id, run_id, "sales_source_rows", policy, context.log) as step:
+        job = step.job
         context.log.info(f"job={job_id} upload started: file={job.source_name}")
         source = stage_source_rows(
             ledger.ledger,
@@ -41,7 +43,7 @@ def sales_source_rows(
             run_id,
             staging.chunk_writer(job_id, "sales_source_rows"),
             chunk_rows=pipeline.chunk_rows,
-            heartbeat=Heartbeat(ledger.ledger, job_id, run_id, pipeline.heartbeat_seconds),
+            heartbeat=step.heartbeat,
         )
     context.log.info(
         f"job={job_id} validated: rows={source.rows_total}, "
@@ -59,7 +61,13 @@ def sales_source_rows(
     )
 
 
-@dg.asset(partitions_def=job_partitions, group_name="ingest", io_manager_key=STAGING, kinds={"api"})
+@dg.asset(
+    partitions_def=job_partitions,
+    group_name="ingest",
+    io_manager_key=STAGING,
+    kinds={"api"},
+    pool="fx_api",  # dagster.yaml caps how many steps call the FX API at once
+)
 def fx_rates(
     context: dg.AssetExecutionContext,
     sales_source_rows: SourceRows,
@@ -69,7 +77,9 @@ def fx_rates(
 ) -> dg.Output[pd.DataFrame]:
     """FX rate of each (order date, currency) in the job: one FX API call per distinct date."""
     job_id = context.partition_key
-    with job_step(ledger.ledger, job_id, context.run.run_id, "fx_rates", context.log):
+    with job_step(
+        ledger.ledger, job_id, context.run.run_id, "fx_rates", pipeline.step_policy, context.log
+    ):
         rates = fx_api.rates(sales_source_rows.fx_pairs, pipeline.reporting_currency)
     return dg.Output(
         rates,
@@ -77,16 +87,26 @@ def fx_rates(
     )
 
 
-@dg.asset(partitions_def=job_partitions, group_name="ingest", io_manager_key=STAGING, kinds={"api"})
+@dg.asset(
+    partitions_def=job_partitions,
+    group_name="ingest",
+    io_manager_key=STAGING,
+    kinds={"api"},
+    pool="catalog_api",  # dagster.yaml caps how many steps call the catalog API at once
+)
 def catalog_products(
     context: dg.AssetExecutionContext,
     sales_source_rows: SourceRows,
     ledger: LedgerResource,
     catalog_api: CatalogResource,
+    pipeline: PipelineSettingsResource,
 ) -> dg.Output[pd.DataFrame]:
     """Name and category of each SKU in the job, from the catalog API in batches."""
     job_id = context.partition_key
-    with job_step(ledger.ledger, job_id, context.run.run_id, "catalog_products", context.log):
+    policy = pipeline.step_policy
+    with job_step(
+        ledger.ledger, job_id, context.run.run_id, "catalog_products", policy, context.log
+    ):
         products = catalog_api.products(sales_source_rows.skus)
     missing = len(sales_source_rows.skus) - len(products)
     return dg.Output(
@@ -119,7 +139,9 @@ def sales_fact(
     the IO manager also marks the job completed.
     """
     job_id = context.partition_key
-    with job_step(ledger.ledger, job_id, context.run.run_id, "sales_fact", context.log):
+    with job_step(
+        ledger.ledger, job_id, context.run.run_id, "sales_fact", pipeline.step_policy, context.log
+    ):
         return SalesLinesToLoad(
             job_id=job_id,
             source=sales_source_rows,

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from etl_assets.db import is_postgres, read_connection, utcnow
+from etl_assets.db import read_connection, utcnow
+from etl_assets.ledger import quarantine
+from etl_assets.ledger.dialect import dialect_insert
 from etl_assets.ledger.errors import IllegalTransition, JobNotFound, JobNotOwned
 from etl_assets.ledger.models import (
     ALLOWED_TRANSITIONS,
@@ -26,7 +26,7 @@ from etl_assets.ledger.models import (
     Job,
     JobStatus,
 )
-from etl_assets.ledger.schema import job_attempts, jobs, quarantined_rows
+from etl_assets.ledger.schema import job_attempts, jobs
 
 MAX_ERROR_MESSAGE = 2000
 MAX_TRACEBACK = 20_000
@@ -38,13 +38,6 @@ def new_job_id(now: dt.datetime | None = None) -> str:
     value = (millis << 80) | secrets.randbits(80)
     alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
     return "".join(alphabet[(value >> shift) & 31] for shift in range(125, -1, -5))
-
-
-def dialect_insert(conn: sa.Connection, table: sa.Table) -> Any:
-    """An INSERT that supports ON CONFLICT on both PostgreSQL and SQLite."""
-    if is_postgres(conn):
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 class Ledger:
@@ -132,16 +125,17 @@ class Ledger:
 
     def attempts(self, job_id: str) -> list[dict[str, Any]]:
         """The job's attempts, first to last."""
-        return self._rows_of_job(job_attempts, job_id, order_by="attempt")
-
-    def quarantined(self, job_id: str) -> list[dict[str, Any]]:
-        """The job's quarantined rows, in file order."""
-        return self._rows_of_job(quarantined_rows, job_id, order_by="row_number")
-
-    def _rows_of_job(self, table: sa.Table, job_id: str, order_by: str) -> list[dict[str, Any]]:
-        stmt = sa.select(table).where(table.c.job_id == job_id).order_by(table.c[order_by])
+        stmt = (
+            sa.select(job_attempts)
+            .where(job_attempts.c.job_id == job_id)
+            .order_by(job_attempts.c.attempt)
+        )
         with read_connection(self.engine) as conn:
             return [dict(row) for row in conn.execute(stmt).mappings()]
+
+    def quarantined(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's rows still in quarantine, in file order."""
+        return quarantine.list_rows(self.engine, job_id=job_id)
 
     def status_counts(self) -> dict[str, int]:
         """Number of jobs in each status."""
@@ -306,40 +300,6 @@ class Ledger:
             )
             self._require_owned(conn, conn.execute(stmt).rowcount, job_id, run_id)
 
-    def quarantine_rows(
-        self, conn: sa.Connection, job_id: str, stage: str, rows: Sequence[Mapping[str, Any]]
-    ) -> None:
-        """Insert rejected rows ({row_number, raw_row, reason}) in the caller's transaction.
-
-        A row already quarantined for this job (a retried step) is left as it is.
-        """
-        if not rows:
-            return
-        now = utcnow()
-        stmt = dialect_insert(conn, quarantined_rows).on_conflict_do_nothing(
-            index_elements=["job_id", "row_number"]
-        )
-        conn.execute(
-            stmt,
-            [
-                dict(
-                    job_id=job_id,
-                    row_number=row["row_number"],
-                    raw_row=row["raw_row"],
-                    reason=row["reason"],
-                    stage=stage,
-                    created_at=now,
-                    updated_at=now,
-                )
-                for row in rows
-            ],
-        )
-
-    def count_quarantined(self, conn: sa.Connection, job_id: str) -> int:
-        """Rows of this job in quarantine, read in the caller's transaction."""
-        stmt = sa.select(sa.func.count()).where(quarantined_rows.c.job_id == job_id)
-        return int(conn.execute(stmt).scalar_one())
-
     def save_checkpoint(
         self,
         conn: sa.Connection,
@@ -387,7 +347,7 @@ class Ledger:
         """
         now = utcnow()
         job = self._get(conn, job_id)
-        quarantined = self.count_quarantined(conn, job_id)
+        quarantined = quarantine.count_open(conn, job_id)
         accounted = rows_loaded + quarantined + rows_duplicate
         if job.rows_total is not None and accounted != job.rows_total:
             raise ValueError(
@@ -445,16 +405,135 @@ class Ledger:
             self._end_attempt(conn, failed, AttemptOutcome.FAILED, now, error_type, message)
         return failed
 
-    # ----------------------------------------------------------------- operators
+    def retry_in_run(
+        self,
+        job_id: str,
+        run_id: str,
+        *,
+        error_type: ErrorType,
+        message: str,
+        traceback: str | None,
+        retry_at: dt.datetime,
+    ) -> Job:
+        """Record a failed attempt that the same run retries at `retry_at`; commits.
 
-    def retry(self, job_id: str) -> Job:
-        """Put a failed job back to pending with a fresh attempt budget; commits.
-
-        Its history (attempts, last error, retry_count) is kept.
+        The job stays processing; its attempt ends failed, `retry_count` and `attempts` go up
+        and the next attempt is opened. Raises IllegalTransition when no attempt is left.
         """
         now = utcnow()
         with self.engine.begin() as conn:
-            return self._reset_for_retry(conn, self._get(conn, job_id), now)
+            job = self._transition(
+                conn,
+                job_id,
+                JobStatus.PROCESSING,
+                expected=[JobStatus.PROCESSING],
+                where=[jobs.c.run_id == run_id, jobs.c.attempts < jobs.c.max_attempts],
+                attempts=jobs.c.attempts + 1,
+                retry_count=jobs.c.retry_count + 1,
+                error_type=error_type.value,
+                error_message=message[:MAX_ERROR_MESSAGE],
+                error_traceback=(traceback or "")[-MAX_TRACEBACK:] or None,
+                next_attempt_at=retry_at,
+                last_heartbeat_at=now,
+            )
+            self._end_attempt(
+                conn, job, AttemptOutcome.FAILED, now, error_type, message, job.attempts - 1
+            )
+            self._open_attempt(conn, job, retry_at, run_id)
+            return job
+
+    def requeue_or_fail(
+        self,
+        job_id: str,
+        *,
+        run_id: str | None,
+        attempt: int,
+        error_type: ErrorType,
+        message: str,
+        retry_at: dt.datetime,
+        stale_before: dt.datetime | None = None,
+    ) -> Job:
+        """Take back a processing job whose run died, hung or failed outside its steps; commits.
+
+        With attempts left it goes back to pending, due at `retry_at`; without, it fails as
+        `transient_exhausted`. Only the attempt the caller saw (`run_id`, `attempt` and, with
+        `stale_before`, a heartbeat older than that) is taken: a job that moved on meanwhile
+        raises IllegalTransition and is left alone.
+        """
+        now = utcnow()
+        owner = jobs.c.run_id.is_(None) if run_id is None else jobs.c.run_id == run_id
+        where = [owner, jobs.c.attempts == attempt]
+        if stale_before is not None:
+            where.append(jobs.c.last_heartbeat_at < stale_before)
+        outcome = (
+            AttemptOutcome.TIMED_OUT if error_type is ErrorType.TIMEOUT else AttemptOutcome.FAILED
+        )
+        common = dict(
+            retry_count=jobs.c.retry_count + 1,
+            error_message=message[:MAX_ERROR_MESSAGE],
+            error_traceback=None,
+        )
+        with self.engine.begin() as conn:
+            current = self._get(conn, job_id)
+            if current.attempts < current.max_attempts:
+                job = self._transition(
+                    conn,
+                    job_id,
+                    JobStatus.PENDING,
+                    expected=[JobStatus.PROCESSING],
+                    where=where,
+                    error_type=error_type.value,
+                    next_attempt_at=retry_at,
+                    run_id=None,
+                    **common,
+                )
+            else:
+                job = self._transition(
+                    conn,
+                    job_id,
+                    JobStatus.FAILED,
+                    expected=[JobStatus.PROCESSING],
+                    where=where,
+                    error_type=ErrorType.TRANSIENT_EXHAUSTED.value,
+                    **common,
+                )
+            self._end_attempt(conn, job, outcome, now, error_type, message, attempt)
+            return job
+
+    def processing_jobs(self) -> list[Job]:
+        """Every job in processing (for the reaper: at most the running and queued ones)."""
+        stmt = sa.select(jobs).where(jobs.c.status == JobStatus.PROCESSING.value)
+        with read_connection(self.engine) as conn:
+            return [Job.from_row(row) for row in conn.execute(stmt).mappings()]
+
+    # ----------------------------------------------------------------- operators
+
+    def retry(self, job_id: str, *, priority: int | None = None) -> Job:
+        """Put a failed job back to pending with a fresh attempt budget; commits.
+
+        Its history (attempts, last error, retry_count) is kept. `priority`, when higher than
+        the job's, lets the retry go ahead of other pending jobs.
+        """
+        now = utcnow()
+        with self.engine.begin() as conn:
+            return self._reset_for_retry(conn, self._get(conn, job_id), now, priority)
+
+    def retry_failed(
+        self, *, error_type: ErrorType | None = None, priority: int | None = None
+    ) -> list[Job]:
+        """Retry every failed job (of one error type, if given); commits each."""
+        stmt = sa.select(jobs.c.job_id).where(jobs.c.status == JobStatus.FAILED.value)
+        if error_type is not None:
+            stmt = stmt.where(jobs.c.error_type == error_type.value)
+        with read_connection(self.engine) as conn:
+            job_ids: list[str] = list(conn.execute(stmt.order_by(jobs.c.created_at)).scalars())
+        retried = []
+        for job_id in job_ids:
+            try:
+                retried.append(self.retry(job_id, priority=priority))
+            except IllegalTransition:
+                continue  # retried or changed by someone else meanwhile
+        return retried
 
     def cancel(self, job_id: str) -> Job:
         """Cancel a pending or processing job; commits. A running attempt ends `cancelled`."""
@@ -490,25 +569,34 @@ class Ledger:
             next_attempt_at=None,
             last_heartbeat_at=now,
         )
-        conn.execute(
-            job_attempts.insert().values(
-                job_id=job_id,
-                attempt=job.attempts,
-                started_at=now,
-                outcome=AttemptOutcome.RUNNING.value,
-            )
-        )
+        self._open_attempt(conn, job, now)
         return job
 
-    def _reset_for_retry(self, conn: sa.Connection, job: Job, now: dt.datetime) -> Job:
+    def _reset_for_retry(
+        self, conn: sa.Connection, job: Job, now: dt.datetime, priority: int | None = None
+    ) -> Job:
         return self._transition(
             conn,
             job.job_id,
             JobStatus.PENDING,
             expected=[JobStatus.FAILED],
             max_attempts=job.attempts + self.max_attempts,
+            priority=max(job.priority, priority) if priority is not None else job.priority,
             next_attempt_at=None,
             completed_at=None,
+        )
+
+    def _open_attempt(
+        self, conn: sa.Connection, job: Job, started_at: dt.datetime, run_id: str | None = None
+    ) -> None:
+        conn.execute(
+            job_attempts.insert().values(
+                job_id=job.job_id,
+                attempt=job.attempts,
+                run_id=run_id,
+                started_at=started_at,
+                outcome=AttemptOutcome.RUNNING.value,
+            )
         )
 
     def _end_attempt(
@@ -519,12 +607,14 @@ class Ledger:
         now: dt.datetime,
         error_type: ErrorType | None = None,
         message: str | None = None,
+        attempt: int | None = None,
     ) -> None:
+        """Close the job's running attempt (its current one unless `attempt` says which)."""
         conn.execute(
             sa.update(job_attempts)
             .where(
                 job_attempts.c.job_id == job.job_id,
-                job_attempts.c.attempt == job.attempts,
+                job_attempts.c.attempt == (attempt if attempt is not None else job.attempts),
                 job_attempts.c.outcome == AttemptOutcome.RUNNING.value,
             )
             .values(
@@ -580,16 +670,3 @@ class Ledger:
             return
         job = self._get(conn, job_id)
         raise JobNotOwned(job_id, run_id, job.status, job.run_id)
-
-
-def wait_for(
-    ledger: Ledger, job_ids: Iterable[str], statuses: set[JobStatus], timeout: float
-) -> list[Job]:
-    """Poll until every job is in one of `statuses`; for the sample run, tests and benchmarks."""
-    deadline = time.monotonic() + timeout
-    ids = list(job_ids)
-    while True:
-        current = [ledger.get(job_id) for job_id in ids]
-        if all(job.status in statuses for job in current) or time.monotonic() > deadline:
-            return current
-        time.sleep(0.2)

@@ -97,8 +97,11 @@ quarantined_rows = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("stage", sa.String(16), nullable=False),
     sa.Column("retry_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("status", sa.String(16), nullable=False, server_default="quarantined"),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("resolved_at", UTCDateTime),
     sa.UniqueConstraint("job_id", "row_number"),
+    sa.CheckConstraint("status IN ('quarantined', 'loaded')", name="status"),
     sa.Index("ix_quarantined_rows_created_at", "created_at"),
 )

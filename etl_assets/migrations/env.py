@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from etl_assets.db import metadata
+from etl_assets.schema import metadata
 
 engine = context.config.attributes["engine"]
 

@@ -9,7 +9,7 @@ from etl_assets.datasets import get_dataset
 from etl_assets.datasets.csv_source import read_chunks, read_header
 from etl_assets.datasets.validation import validate_chunk
 from etl_assets.errors import PermanentError
-from etl_assets.ledger import Job, Ledger
+from etl_assets.ledger import Job, Ledger, quarantine
 from etl_assets.resources.staging import ChunkWriter, StagedChunks
 from etl_assets.tracking import Heartbeat
 
@@ -55,7 +55,7 @@ def stage_source_rows(
         rejected = raw.malformed + checked.rejected
         if rejected:
             with ledger.engine.begin() as conn:
-                ledger.quarantine_rows(conn, job.job_id, VALIDATE_STAGE, rejected)
+                quarantine.add_rows(conn, job.job_id, VALIDATE_STAGE, rejected)
         valid = checked.valid
         writer.write(valid)
         pairs = valid[["order_date", "currency"]].drop_duplicates()
@@ -63,7 +63,7 @@ def stage_source_rows(
         skus.update(valid["sku"].unique())
         total += raw.rows_read
         quarantined += len(rejected)
-        heartbeat.beat()
+        heartbeat.check()
 
     if total == 0:
         raise PermanentError(f"{job.source_name}: no data rows under the header")

@@ -2,10 +2,33 @@
 
 import dagster as dg
 
+from etl_assets.retries import Backoff
+from etl_assets.tracking import StepPolicy
+
 
 class PipelineSettingsResource(dg.ConfigurableResource):
-    """Chunk size, heartbeat interval and reporting currency of the job pipeline."""
+    """Chunk size, reporting currency, heartbeat and retry behaviour of the job pipeline."""
 
     chunk_rows: int = 100_000
-    heartbeat_seconds: float = 30.0
     reporting_currency: str = "EUR"
+    heartbeat_seconds: float = 30.0
+    backoff_base_seconds: float = 30.0
+    backoff_multiplier: float = 2.0
+    backoff_max_seconds: float = 3600.0
+    backoff_jitter: float = 0.25
+    # A retry that must wait longer than this is re-dispatched instead of sleeping in the run.
+    max_in_run_wait_seconds: float = 300.0
+
+    @property
+    def step_policy(self) -> StepPolicy:
+        """How job steps keep their heartbeat and retry."""
+        return StepPolicy(
+            backoff=Backoff(
+                self.backoff_base_seconds,
+                self.backoff_multiplier,
+                self.backoff_max_seconds,
+                self.backoff_jitter,
+            ),
+            heartbeat_seconds=self.heartbeat_seconds,
+            max_in_run_wait_seconds=self.max_in_run_wait_seconds,
+        )

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from etl_assets.db import metadata, read_connection
 from etl_assets.pipeline.transform import SalesLinesToLoad
 from etl_assets.resources.ledger import LedgerResource
-from etl_assets.tracking import Heartbeat, job_step
+from etl_assets.resources.pipeline import PipelineSettingsResource
+from etl_assets.tracking import job_step
 from etl_assets.warehouse.load import load_job
 
 
@@ -21,15 +22,15 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     """
 
     ledger: LedgerResource
-    heartbeat_seconds: float = 30.0
+    pipeline: PipelineSettingsResource
 
     def handle_output(self, context: dg.OutputContext, obj: SalesLinesToLoad) -> None:
         """Load `obj` for the output's job; commits per chunk and completes the job."""
         ledger = self.ledger.ledger
         job_id, run_id = context.partition_key, context.run_id
-        with job_step(ledger, job_id, run_id, "warehouse load", context.log) as job:
-            heartbeat = Heartbeat(ledger, job_id, run_id, self.heartbeat_seconds)
-            completed = load_job(ledger, job, run_id, obj, heartbeat)
+        policy = self.pipeline.step_policy
+        with job_step(ledger, job_id, run_id, "warehouse load", policy, context.log) as step:
+            completed = load_job(ledger, step.job, run_id, obj, step.heartbeat)
         context.log.info(
             f"job={job_id} loaded: created {completed.rows_loaded}, "
             f"quarantined {completed.rows_quarantined}, duplicates {completed.rows_duplicate}"

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from etl_assets.datasets import get_dataset
-from etl_assets.ledger import Job, Ledger
+from etl_assets.ledger import Job, Ledger, quarantine
 from etl_assets.pipeline.transform import SalesLinesToLoad
 from etl_assets.tracking import Heartbeat
 from etl_assets.warehouse.bulk import upsert_rows
@@ -48,7 +48,7 @@ def load_job(
     rows_this_run = 0
     for chunk in lines.chunks(start=resumed_from):
         with ledger.engine.begin() as conn:
-            ledger.quarantine_rows(conn, job.job_id, ENRICH_STAGE, chunk.rejected)
+            quarantine.add_rows(conn, job.job_id, ENRICH_STAGE, chunk.rejected)
             counts = upsert_rows(
                 conn,
                 dataset.fact_table,
@@ -72,7 +72,7 @@ def load_job(
                 rows_loaded=checkpoint["rows_loaded"],
                 rows_duplicate=checkpoint["rows_duplicate"],
             )
-        heartbeat.beat()
+        heartbeat.check()
     seconds = time.perf_counter() - started
     metrics = {
         "load_seconds": round(seconds, 3),

@@ -1,0 +1,126 @@
+"""Taking back jobs whose run died, hung, failed outside its steps, or was cancelled.
+
+Open-source Dagster has no step heartbeat, and a run killed with `kill -9` reports nothing;
+the ledger's own heartbeat is what tells a live job from a dead one. The reaper sensor and
+the run-failure sensor both decide here, from the job and its Dagster run, what to do:
+
+| the job's run | the job's heartbeat | verdict |
+|---|---|---|
+| ended (failure, success of a partial selection) | any | requeue (an attempt is spent) |
+| cancelled (from the UI or `etl cancel`) | any | cancel the job |
+| queued or starting | any | nothing: it waits for a run slot |
+| started | stale | hung: terminate the run, requeue as a timeout |
+| started | fresh | nothing |
+| none found | stale | requeue as a timeout (the claim never became a run) |
+
+"Requeue" moves the job back to pending, due after the backoff delay, or to failed
+(`transient_exhausted`) when it has no attempts left.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+
+import dagster as dg
+
+from etl_assets.db import utcnow
+from etl_assets.ledger import ErrorType, Job, Ledger
+from etl_assets.ledger.errors import IllegalTransition
+from etl_assets.retries import Backoff
+
+WAITING_STATUSES = frozenset(
+    {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING}
+)
+
+
+class Action(enum.Enum):
+    """What to do with a processing job."""
+
+    REQUEUE = "requeue"
+    REQUEUE_AND_TERMINATE = "terminate its run and requeue"
+    CANCEL = "cancel"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A decision about one job, with the reason that goes into its error message."""
+
+    action: Action
+    error_type: ErrorType
+    reason: str
+
+
+def find_run(instance: dg.DagsterInstance, job: Job) -> dg.DagsterRun | None:
+    """The Dagster run of the job's current attempt, if one exists."""
+    if job.run_id:
+        return instance.get_run_by_id(job.run_id)
+    runs = instance.get_runs(
+        dg.RunsFilter(tags={"etl/job_id": job.job_id, "etl/attempt": str(job.attempts)}), limit=1
+    )
+    return runs[0] if runs else None
+
+
+def is_stale(job: Job, stale_before: dt.datetime) -> bool:
+    """No sign of life since `stale_before`: no heartbeat, and no retry scheduled after it."""
+    heartbeat = job.last_heartbeat_at or job.updated_at
+    retry_due = job.next_attempt_at
+    return heartbeat < stale_before and (retry_due is None or retry_due < stale_before)
+
+
+def diagnose(job: Job, run: dg.DagsterRun | None, stale_before: dt.datetime) -> Verdict | None:
+    """What to do with a processing job, given its run (see the module's table)."""
+    stale = is_stale(job, stale_before)
+    if run is None:
+        if not stale:
+            return None
+        return Verdict(Action.REQUEUE, ErrorType.TIMEOUT, "no run started for this attempt")
+    if run.status == dg.DagsterRunStatus.CANCELED:
+        return Verdict(Action.CANCEL, ErrorType.TRANSIENT, f"run {run.run_id} was cancelled")
+    if run.is_finished:
+        return Verdict(
+            Action.REQUEUE,
+            ErrorType.TRANSIENT,
+            f"run {run.run_id} ended ({run.status.value}) without recording the job's outcome",
+        )
+    if run.status in WAITING_STATUSES or not stale:
+        return None
+    return Verdict(
+        Action.REQUEUE_AND_TERMINATE,
+        ErrorType.TIMEOUT,
+        f"run {run.run_id} is {run.status.value} but the job's heartbeat stopped "
+        f"(last {job.last_heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)",
+    )
+
+
+def apply(
+    ledger: Ledger,
+    instance: dg.DagsterInstance | None,
+    job: Job,
+    verdict: Verdict,
+    backoff: Backoff,
+    stale_before: dt.datetime | None = None,
+) -> Job | None:
+    """Carry out a verdict; returns the job as it is now, or None if it moved on meanwhile.
+
+    A timeout is only applied if the heartbeat is still older than `stale_before`: a job
+    that beat in the meantime is alive and left alone.
+    """
+    try:
+        if verdict.action is Action.CANCEL:
+            return ledger.cancel(job.job_id)
+        if verdict.action is Action.REQUEUE_AND_TERMINATE and instance is not None and job.run_id:
+            instance.run_coordinator.cancel_run(job.run_id)
+        delay = backoff.delay(job.retry_count + 1)
+        return ledger.requeue_or_fail(
+            job.job_id,
+            run_id=job.run_id,
+            attempt=job.attempts,
+            error_type=verdict.error_type,
+            message=f"attempt {job.attempts}/{job.max_attempts}: {verdict.reason}",
+            retry_at=utcnow() + dt.timedelta(seconds=delay),
+            stale_before=stale_before if verdict.error_type is ErrorType.TIMEOUT else None,
+        )
+    except IllegalTransition:
+        return None  # the job changed since it was read (it finished, or was retried)

@@ -1,0 +1,10 @@
+"""The whole database schema: importing this module registers every table on `metadata`.
+
+Alembic's environment and the schema tests compare migrations against it.
+"""
+
+from etl_assets.datasets import sales  # noqa: F401 - registers the sales warehouse tables
+from etl_assets.db import metadata
+from etl_assets.ledger import schema  # noqa: F401 - registers the ledger tables
+
+__all__ = ["metadata"]
