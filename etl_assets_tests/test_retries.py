@@ -196,12 +196,14 @@ def test_a_cancelled_job_stops_its_step(ledger: Ledger) -> None:
         dataset="sales", source_uri="/a", source_name="a", content_sha256="d" * 64, size_bytes=1
     )
     policy = StepPolicy(heartbeat_seconds=0.05)
-    with pytest.raises(dg.Failure, match="not held by run run-1"):
-        with job_step(ledger, job.job_id, "run-1", "long step", policy) as step:
-            ledger.cancel(job.job_id)
-            for _ in range(100):
-                time.sleep(0.02)
-                step.heartbeat.check()  # what every chunk loop does
+    with (
+        pytest.raises(dg.Failure, match="not held by run run-1"),
+        job_step(ledger, job.job_id, "run-1", "long step", policy) as step,
+    ):
+        ledger.cancel(job.job_id)
+        for _ in range(100):
+            time.sleep(0.02)
+            step.heartbeat.check()  # what every chunk loop does
     assert ledger.get(job.job_id).status is JobStatus.CANCELLED
 
 
