@@ -1,0 +1,246 @@
+"""The reaper and crash recovery: dead, hung, ended and cancelled runs never strand a job."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from conftest import Platform
+
+from etl_assets.config import Settings
+from etl_assets.db import utcnow
+from etl_assets.definitions import build_definitions
+from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger
+from etl_assets.ledger.schema import jobs
+from etl_assets.recovery import Action, diagnose
+
+NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+STALE_BEFORE = NOW - dt.timedelta(minutes=5)
+
+
+def job_at(heartbeat_minutes_ago: float, *, retry_in_minutes: float | None = None) -> Job:
+    """A processing job with the given heartbeat age (and a scheduled in-run retry)."""
+    beat = NOW - dt.timedelta(minutes=heartbeat_minutes_ago)
+    retry = None if retry_in_minutes is None else NOW + dt.timedelta(minutes=retry_in_minutes)
+    return Job(
+        job_id="J1", title="t", dataset="sales", source_uri="/x", source_name="x",
+        content_sha256="0" * 64, size_bytes=1, status=JobStatus.PROCESSING, priority=0,
+        attempts=1, retry_count=0, max_attempts=3, run_id="r1", error_type=None,
+        error_message=None, error_traceback=None, created_at=beat, updated_at=beat,
+        started_at=beat, last_heartbeat_at=beat, completed_at=None, next_attempt_at=retry,
+        rows_total=None, rows_processed=0, rows_loaded=0, rows_quarantined=0, rows_duplicate=0,
+        checkpoint=None, metrics=None,
+    )  # fmt: skip
+
+
+S = dg.DagsterRunStatus
+
+
+@dataclass(frozen=True)
+class RunStub:
+    """What the decision reads of a DagsterRun (a real queued run needs a code origin)."""
+
+    status: dg.DagsterRunStatus
+    run_id: str = "r1"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (S.SUCCESS, S.FAILURE, S.CANCELED)
+
+
+def run_in(status: dg.DagsterRunStatus) -> dg.DagsterRun:
+    return RunStub(status)  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("heartbeat_age", "run_status", "expected"),
+    [
+        (1, None, None),  # just claimed, its run not created yet
+        (10, None, Action.REQUEUE),  # the claim never became a run
+        (1, S.QUEUED, None),  # waiting for a run slot
+        (60, S.QUEUED, None),  # however long it waits
+        (10, S.STARTING, None),
+        (1, S.STARTED, None),  # alive
+        (10, S.STARTED, Action.REQUEUE_AND_TERMINATE),  # hung
+        (1, S.FAILURE, Action.REQUEUE),  # died, e.g. kill -9 seen by run monitoring
+        (1, S.SUCCESS, Action.REQUEUE),  # a partial run that did not load the job
+        (1, S.CANCELED, Action.CANCEL),  # cancelled from the UI or `etl cancel`
+    ],
+)
+def test_the_reaper_decision_table(
+    heartbeat_age: float, run_status: dg.DagsterRunStatus | None, expected: Action | None
+) -> None:
+    run = run_in(run_status) if run_status else None
+    verdict = diagnose(job_at(heartbeat_age), run, STALE_BEFORE)
+    assert (verdict.action if verdict else None) is expected
+
+
+def test_a_job_waiting_for_its_retry_is_not_stuck() -> None:
+    waiting = job_at(10, retry_in_minutes=2)  # old heartbeat, but a retry is scheduled
+    assert diagnose(waiting, run_in(S.STARTED), STALE_BEFORE) is None
+
+
+# ------------------------------------------------------------------------------ the sensor
+
+
+def make_stale(ledger: Ledger, job_id: str, minutes: float = 10) -> None:
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.job_id == job_id)
+            .values(last_heartbeat_at=utcnow() - dt.timedelta(minutes=minutes))
+        )
+
+
+def reap(platform: Platform) -> None:
+    platform.daemon.tick("reaper_sensor")
+
+
+def test_reaper_requeues_a_claim_that_never_ran(platform: Platform) -> None:
+    job = platform.submit("lost.csv")
+    [_request] = platform.daemon.tick("dispatch_sensor")  # claimed; the run never launched
+    reap(platform)
+    assert platform.ledger.get(job.job_id).status is JobStatus.PROCESSING  # not stale yet
+
+    make_stale(platform.ledger, job.job_id)
+    reap(platform)
+
+    requeued = platform.ledger.get(job.job_id)
+    assert (requeued.status, requeued.error_type, requeued.retry_count) == (
+        JobStatus.PENDING,
+        ErrorType.TIMEOUT,
+        1,
+    )
+    assert "no run started for this attempt" in (requeued.error_message or "")
+    assert platform.ledger.attempts(job.job_id)[0]["outcome"] == "timed_out"
+    platform.run_all()  # the next attempt runs once due (the test backoff is 10 ms)
+    assert platform.ledger.get(job.job_id).status is JobStatus.COMPLETED
+
+
+def test_reaper_dead_letters_when_no_attempt_is_left(platform: Platform) -> None:
+    job = platform.submit("lost.csv")
+    with platform.ledger.engine.begin() as conn:
+        conn.execute(sa.update(jobs).where(jobs.c.job_id == job.job_id).values(max_attempts=1))
+    platform.daemon.tick("dispatch_sensor")
+    make_stale(platform.ledger, job.job_id)
+    reap(platform)
+    dead = platform.ledger.get(job.job_id)
+    assert (dead.status, dead.error_type) == (JobStatus.FAILED, ErrorType.TRANSIENT_EXHAUSTED)
+
+
+def test_reaper_cancels_a_job_whose_run_was_cancelled(
+    platform: Platform, instance: dg.DagsterInstance
+) -> None:
+    job = platform.submit("stop.csv")
+    [request] = platform.daemon.tick("dispatch_sensor")
+    run = instance.create_run_for_job(
+        platform.daemon.defs.resolve_job_def("etl_job"), tags=dict(request.tags)
+    )
+    platform.ledger.begin_run(job.job_id, run.run_id)
+    instance.report_run_canceled(run)
+    reap(platform)
+    assert platform.ledger.get(job.job_id).status is JobStatus.CANCELLED
+
+
+def test_reaper_leaves_queued_and_live_runs_alone(
+    platform: Platform, instance: dg.DagsterInstance
+) -> None:
+    queued, live = platform.submit("queued.csv"), platform.submit("live.csv", seed=1)
+    requests = {r.partition_key: r for r in platform.daemon.tick("dispatch_sensor")}
+    job_def = platform.daemon.defs.resolve_job_def("etl_job")
+    # waiting to start (a QUEUED run cannot be created without a code origin)
+    instance.create_run_for_job(
+        job_def, tags=dict(requests[queued.job_id].tags), status=S.NOT_STARTED
+    )
+    started = instance.create_run_for_job(
+        job_def, tags=dict(requests[live.job_id].tags), status=S.STARTED
+    )
+    platform.ledger.begin_run(live.job_id, started.run_id)
+    make_stale(platform.ledger, queued.job_id)
+    reap(platform)
+    assert platform.ledger.get(queued.job_id).status is JobStatus.PROCESSING
+    assert platform.ledger.get(live.job_id).status is JobStatus.PROCESSING
+
+    make_stale(platform.ledger, live.job_id)  # the live run stopped beating: it hangs
+    reap(platform)
+    assert platform.ledger.get(live.job_id).status is JobStatus.PENDING
+    assert instance.get_run_by_id(started.run_id).status in (S.CANCELING, S.CANCELED)
+
+
+# ------------------------------------------------------------------------------ kill -9
+
+RUN_ONE_REQUEST = """
+import os, sys
+import dagster as dg
+from etl_assets.config import Settings
+from etl_assets.definitions import build_definitions
+job_id, attempt = sys.argv[1], sys.argv[2]
+defs = build_definitions(Settings.from_env())
+with dg.DagsterInstance.get() as instance:
+    defs.resolve_job_def("etl_job").execute_in_process(
+        partition_key=job_id, instance=instance,
+        tags={"etl/job_id": job_id, "etl/attempt": attempt}, raise_on_error=False,
+    )
+"""
+
+
+def test_kill_9_mid_load_is_recovered_and_rows_load_exactly_once(
+    platform: Platform, settings: Settings, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    slow = Settings(**{**settings.__dict__, "chunk_rows": 400, "stuck_after_seconds": 1})
+    platform.daemon.defs = build_definitions(slow)
+    job = platform.submit("big.csv", rows=24_000)
+    [request] = platform.daemon.tick("dispatch_sensor")
+
+    env = os.environ | {
+        "DAGSTER_HOME": instance.root_directory,
+        "DATABASE_URL": slow.database_url,
+        "DATA_DIR": slow.data_dir,
+        "FX_API_URL": slow.fx_api_url,
+        "CATALOG_API_URL": slow.catalog_api_url,
+        "CHUNK_ROWS": "400",
+    }
+    script = tmp_path / "run_one.py"
+    script.write_text(RUN_ONE_REQUEST)
+    child = subprocess.Popen(
+        [sys.executable, str(script), job.job_id, request.tags["etl/attempt"]],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until the load is under way
+        checkpoint = platform.ledger.get(job.job_id).checkpoint or {}
+        if checkpoint.get("chunks_done", 0) >= 3:
+            break
+        assert child.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.02)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    killed_at = platform.ledger.get(job.job_id)
+    assert killed_at.status is JobStatus.PROCESSING
+    done_before = killed_at.checkpoint["chunks_done"]  # type: ignore[index]
+    assert 3 <= done_before < 60
+
+    time.sleep(1.2)  # STUCK_AFTER_SECONDS=1 here: the heartbeat goes stale
+    platform.daemon.tick("reaper_sensor")
+    assert platform.ledger.get(job.job_id).status is JobStatus.PENDING
+    platform.run_all()
+
+    done = platform.ledger.get(job.job_id)
+    assert done.status is JobStatus.COMPLETED
+    assert done.metrics is not None
+    assert done.metrics["resumed_from_chunk"] >= done_before
+    assert (done.rows_total, done.rows_loaded, done.rows_duplicate) == (24_000, 24_000, 0)
+    assert platform.facts() == 24_000  # exactly once
+    outcomes = [a["outcome"] for a in platform.ledger.attempts(job.job_id)]
+    assert outcomes == ["timed_out", "succeeded"]
