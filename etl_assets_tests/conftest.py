@@ -83,13 +83,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         engine.dispose()
         yield url
         return
-    url = request.getfixturevalue("postgres_url")
+    yield emptied(request.getfixturevalue("postgres_url"))
+
+
+def emptied(url: str) -> str:
+    """Empty every table of the database at `url`; returns the url."""
     engine = create_engine(url)
     with engine.begin() as conn:
         tables = ", ".join(table.name for table in metadata.sorted_tables)
         conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
     engine.dispose()
-    yield url
+    return url
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from conftest import Platform
 
 from etl_assets.config import Settings
-from etl_assets.db import utcnow
+from etl_assets.db import create_engine, utcnow
 from etl_assets.definitions import build_definitions
 from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger
 from etl_assets.ledger.schema import jobs
@@ -244,3 +245,118 @@ def test_kill_9_mid_load_is_recovered_and_rows_load_exactly_once(
     assert platform.facts() == 24_000  # exactly once
     outcomes = [a["outcome"] for a in platform.ledger.attempts(job.job_id)]
     assert outcomes == ["timed_out", "succeeded"]
+
+
+# ------------------------------------------------------------------------------ database outage
+
+
+def test_the_database_going_away_mid_job_costs_at_most_an_attempt(
+    postgres_url: str,
+    tmp_path: Path,
+    api: object,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL drops every connection in the middle of a load and comes back 0.5 s later."""
+    from conftest import emptied
+    from sqlalchemy.engine import make_url
+    from tcp_proxy import TcpProxy
+
+    from etl_assets.db import engine_for
+    from etl_assets.local_runner import LocalDaemon
+    from etl_assets.warehouse import load as load_module
+
+    target = make_url(emptied(postgres_url))
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+    url = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    settings = Settings(
+        data_dir=str(tmp_path / "data"),
+        database_url=url,
+        fx_api_url=api.fx_url,  # type: ignore[attr-defined]
+        catalog_api_url=api.catalog_url,  # type: ignore[attr-defined]
+        chunk_rows=400,
+        heartbeat_seconds=0.2,
+        backoff_base_seconds=1.0,  # longer than the outage: the retry finds the database back
+        backoff_jitter=0.0,
+    ).resolved()
+    engine = engine_for(settings)
+    platform = Platform(
+        settings, LocalDaemon(build_definitions(settings), instance), Ledger(engine), tmp_path
+    )
+    job = platform.submit("outage.csv", rows=4000)
+
+    real_upsert = load_module.upsert_rows
+    chunks: list[int] = []
+
+    def upsert_during_outage(conn: sa.Connection, *args: object, **kwargs: object) -> object:
+        chunks.append(1)
+        if len(chunks) == 3:
+            proxy.cut()
+            restore = threading.Timer(0.5, proxy.restore)
+            restore.start()
+        return real_upsert(conn, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(load_module, "upsert_rows", upsert_during_outage)
+    try:
+        [result] = platform.run_all()
+    finally:
+        proxy.close()
+        proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+
+    assert result.success
+    ledger = Ledger(create_engine(postgres_url))  # straight to the server, not the proxy
+    done = ledger.get(job.job_id)
+    assert done.status is JobStatus.COMPLETED
+    assert (done.rows_loaded, done.rows_duplicate) == (4000, 0)
+    assert done.metrics is not None and done.metrics["resumed_from_chunk"] == 2
+    assert done.attempts <= 2  # at most the one attempt the outage interrupted
+    with ledger.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM sales_fact").scalar_one() == 4000
+    assert engine.pool.checkedout() == 0  # no connection leaked through the outage
+    ledger.engine.dispose()
+    proxy.close()
+
+
+# ------------------------------------------------------------------------------ dispatch at scale
+
+
+def test_two_dispatchers_under_load_never_start_a_job_twice(
+    postgres_url: str, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """Two dispatch sensors (separate engines, as in two code servers) over 400 jobs."""
+    from conftest import emptied
+
+    from etl_assets.local_runner import LocalDaemon
+
+    url = emptied(postgres_url)
+    settings = Settings(data_dir=str(tmp_path), database_url=url, batch_size=25).resolved()
+    setup = Ledger(create_engine(url))
+    for n in range(400):
+        setup.create_job(
+            dataset="sales",
+            source_uri=f"/{n}",
+            source_name=f"{n}.csv",
+            content_sha256=f"{n:064d}",
+            size_bytes=1,
+        )
+    requests: list[list[dg.RunRequest]] = [[], []]
+    barrier = threading.Barrier(2)
+
+    def dispatcher(index: int) -> None:
+        daemon = LocalDaemon(build_definitions(settings), instance)
+        barrier.wait()
+        while batch := daemon.tick("dispatch_sensor"):
+            requests[index].extend(batch)
+
+    threads = [threading.Thread(target=dispatcher, args=(i,)) for i in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    keys = [r.partition_key for batch in requests for r in batch]
+    assert len(keys) == 400
+    assert len(set(keys)) == 400  # no job in two run requests
+    assert all(requests)  # both dispatchers took part
+    assert setup.status_counts() == {"processing": 400}
+    setup.engine.dispose()

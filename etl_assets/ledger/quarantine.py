@@ -25,6 +25,7 @@ class RowStatus(enum.StrEnum):
 
     QUARANTINED = "quarantined"
     LOADED = "loaded"  # a later retry loaded it
+    DUPLICATE = "duplicate"  # a later retry found its key already loaded
 
 
 def add_rows(
@@ -93,16 +94,23 @@ def list_rows(
 
 
 def record_retry(
-    conn: sa.Connection, row_id: int, *, loaded: bool, reason: str, raw_row: Mapping[str, str]
+    conn: sa.Connection,
+    row_id: int,
+    *,
+    status: RowStatus,
+    reason: str,
+    raw_row: Mapping[str, str],
 ) -> None:
-    """Count a retry of one row: loaded now, or still failing with its latest reason."""
+    """Count a retry of one row: resolved now (loaded or duplicate), or still quarantined with
+    its latest reason and values."""
     now = utcnow()
     values: dict[str, Any] = {
         "retry_count": quarantined_rows.c.retry_count + 1,
         "updated_at": now,
         "raw_row": dict(raw_row),
         "reason": reason,
+        "status": status.value,
     }
-    if loaded:
-        values |= {"status": RowStatus.LOADED.value, "resolved_at": now}
+    if status is not RowStatus.QUARANTINED:
+        values["resolved_at"] = now
     conn.execute(sa.update(quarantined_rows).where(quarantined_rows.c.id == row_id).values(values))

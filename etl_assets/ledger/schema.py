@@ -102,6 +102,6 @@ quarantined_rows = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("resolved_at", UTCDateTime),
     sa.UniqueConstraint("job_id", "row_number"),
-    sa.CheckConstraint("status IN ('quarantined', 'loaded')", name="status"),
+    sa.CheckConstraint("status IN ('quarantined', 'loaded', 'duplicate')", name="status"),
     sa.Index("ix_quarantined_rows_created_at", "created_at"),
 )

@@ -23,7 +23,7 @@ def upgrade() -> None:
         )
         batch.add_column(sa.Column("resolved_at", UTCDateTime))
         batch.create_check_constraint(
-            "ck_quarantined_rows_status", "status IN ('quarantined', 'loaded')"
+            "ck_quarantined_rows_status", "status IN ('quarantined', 'loaded', 'duplicate')"
         )
 
 
