@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import sqlalchemy.exc as sa_exc
@@ -22,9 +22,13 @@ import sqlalchemy.exc as sa_exc
 from etl_assets.config import Settings, mask_secret
 from etl_assets.db import engine_for
 from etl_assets.errors import PermanentError
-from etl_assets.ledger import Job, JobStatus, Ledger
+from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger, quarantine
 from etl_assets.ledger.errors import LedgerError
+from etl_assets.ledger.quarantine import RowStatus
 from etl_assets.logs import configure_logging
+
+if TYPE_CHECKING:  # imported lazily: they bring dagster and pandas, slow for a CLI
+    from etl_assets.pipeline.row_retry import Enrichment
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -234,25 +238,166 @@ def jobs_stats(as_json: bool) -> None:
     click.echo(format_table(("status", "jobs"), sorted(counts.items())))
 
 
+# ------------------------------------------------------------------------------ repair
+
+
+@main.command()
+@click.argument("job_ids", nargs=-1)
+@click.option("--all-failed", is_flag=True, help="Retry every failed job.")
+@click.option(
+    "--error-type",
+    type=click.Choice([e.value for e in ErrorType]),
+    help="With --all-failed: only jobs that failed this way.",
+)
+@click.option("--priority", type=int, help="Priority of the retried jobs (default RETRY_PRIORITY).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@reports_errors
+def retry(
+    job_ids: Sequence[str],
+    all_failed: bool,
+    error_type: str | None,
+    priority: int | None,
+    as_json: bool,
+) -> None:
+    """Put failed JOB_IDS back to pending with a fresh attempt budget (history is kept)."""
+    if bool(job_ids) == all_failed:
+        raise click.UsageError("give JOB_IDS or --all-failed (not both)")
+    if error_type and not all_failed:
+        raise click.UsageError("--error-type goes with --all-failed")
+    settings = _settings()
+    ledger = _ledger(settings)
+    chosen = settings.retry_priority if priority is None else priority
+    if all_failed:
+        retried = ledger.retry_failed(
+            error_type=ErrorType(error_type) if error_type else None, priority=chosen
+        )
+    else:
+        retried = [ledger.retry(job_id, priority=chosen) for job_id in job_ids]
+    if as_json:
+        return _echo_json([_job_dict(job) for job in retried])
+    for job in retried:
+        click.echo(
+            f"{job.job_id}: pending again (priority {job.priority}, "
+            f"{job.attempts_left} attempts), last error: {job.error_message or '-'}"
+        )
+    if not retried:
+        click.echo("no failed jobs matched")
+
+
+@main.command()
+@click.argument("job_id")
+@reports_errors
+def cancel(job_id: str) -> None:
+    """Cancel a pending or running job; a running job's Dagster run is terminated."""
+    job = _ledger(_settings()).cancel(job_id)
+    click.echo(f"{job_id}: cancelled")
+    if job.run_id:
+        click.echo(_terminate_run(job.run_id))
+
+
+def _terminate_run(run_id: str) -> str:
+    """Ask Dagster to terminate a run; the run also stops by itself at its next heartbeat."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return f"run {run_id}: stops at its next heartbeat (set DAGSTER_HOME to terminate it now)"
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            return f"run {run_id}: already ended"
+        instance.run_coordinator.cancel_run(run_id)
+        return f"run {run_id}: termination requested"
+
+
 # ------------------------------------------------------------------------------ failed rows
 
 
 @main.group("failed-rows")
 def failed_rows() -> None:
-    """Rows that were quarantined, with their reasons."""
+    """Rows that were quarantined, with their reasons; retry them once fixed."""
 
 
 @failed_rows.command("list")
-@click.option("--job", "job_id", required=True, help="The job whose rows to list.")
+@click.option("--job", "job_id", help="Only this job's rows.")
+@click.option("--since", type=click.DateTime(), help="Only rows quarantined since (UTC).")
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in RowStatus] + ["all"]),
+    default=RowStatus.QUARANTINED.value,
+    show_default=True,
+)
+@click.option("--limit", default=200, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @reports_errors
-def failed_rows_list(job_id: str, as_json: bool) -> None:
-    """Quarantined rows of a job: line number, reason and raw values."""
-    rows = _ledger(_settings()).quarantined(job_id)
+def failed_rows_list(
+    job_id: str | None, since: dt.datetime | None, status: str, limit: int, as_json: bool
+) -> None:
+    """Quarantined rows: id, job, line number, stage, reason, retries, raw values."""
+    rows = quarantine.list_rows(
+        engine_for(_settings()),
+        job_id=job_id,
+        since=since.replace(tzinfo=dt.UTC) if since else None,
+        status=None if status == "all" else RowStatus(status),
+        limit=limit,
+    )
     if as_json:
         return _echo_json([_plain(r) for r in rows])
-    columns = ("id", "row_number", "stage", "reason", "raw_row")
+    columns = ("id", "job_id", "row_number", "stage", "status", "retry_count", "reason", "raw_row")
     click.echo(format_table(columns, ([_cell(r[c]) for c in columns] for r in rows)))
+
+
+@failed_rows.command("retry")
+@click.argument("row_ids", nargs=-1, type=int)
+@click.option("--job", "job_id", help="Retry every quarantined row of this job.")
+@click.option(
+    "--set",
+    "fixes",
+    multiple=True,
+    metavar="COLUMN=VALUE",
+    help="Correct a value before retrying (repeatable), e.g. --set currency=EUR.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@reports_errors
+def failed_rows_retry(
+    row_ids: Sequence[int], job_id: str | None, fixes: Sequence[str], as_json: bool
+) -> None:
+    """Validate and load quarantined ROW_IDS (or a job's) again; those that pass are loaded."""
+    from etl_assets.pipeline.row_retry import retry_rows
+
+    if bool(row_ids) == bool(job_id):
+        raise click.UsageError("give ROW_IDS or --job (not both)")
+    corrections = {}
+    for fix in fixes:
+        column, sep, value = fix.partition("=")
+        if not sep:
+            raise click.UsageError(f"--set {fix!r}: write COLUMN=VALUE")
+        corrections[column.strip().lower()] = value
+    settings = _settings()
+    result = retry_rows(
+        _ledger(settings),
+        enrichment_for(settings),
+        row_ids=row_ids or None,
+        job_id=job_id,
+        fixes=corrections,
+    )
+    if as_json:
+        return _echo_json(dataclasses.asdict(result))
+    click.echo(
+        f"loaded: {len(result.loaded)}, already loaded (duplicate): "
+        f"{len(result.duplicate)}, still failing: {len(result.still_failing)}, "
+        f"skipped: {len(result.skipped)}"
+    )
+    for row_id, reason in {**result.still_failing, **result.skipped}.items():
+        click.echo(f"  row {row_id}: {reason}")
+
+
+def enrichment_for(settings: Settings) -> Enrichment:
+    """The FX and catalog clients and the reporting currency the settings give."""
+    from etl_assets.pipeline.row_retry import Enrichment
+    from etl_assets.resources.apis import api_clients
+
+    fx, catalog = api_clients(settings)
+    return Enrichment(fx=fx, catalog=catalog, reporting_currency=settings.reporting_currency)
 
 
 # ------------------------------------------------------------------------------ helpers

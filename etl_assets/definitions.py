@@ -6,7 +6,7 @@ import dagster as dg
 
 from etl_assets.assets import SALES_ASSETS, build_etl_job
 from etl_assets.config import Settings, secret_source
-from etl_assets.resources.apis import CatalogResource, FxRatesResource
+from etl_assets.resources.apis import api_clients
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
 from etl_assets.resources.staging import JobStagingIOManager, StagingResource
@@ -37,20 +37,13 @@ def build_resources(settings: Settings) -> dict[str, object]:
         backoff_jitter=settings.backoff_jitter,
         max_in_run_wait_seconds=settings.stuck_after_seconds,
     )
+    fx_api, catalog_api = api_clients(settings, token=secret_source)
     return {
         "ledger": ledger,
         "staging": StagingResource(base_dir=settings.staging_dir),
         "pipeline": pipeline,
-        "fx_api": FxRatesResource(
-            base_url=settings.fx_api_url,
-            api_token=secret_source("FX_API_TOKEN", settings.fx_api_token),
-            timeout_seconds=settings.api_timeout_seconds,
-        ),
-        "catalog_api": CatalogResource(
-            base_url=settings.catalog_api_url,
-            api_token=secret_source("CATALOG_API_TOKEN", settings.catalog_api_token),
-            timeout_seconds=settings.api_timeout_seconds,
-        ),
+        "fx_api": fx_api,
+        "catalog_api": catalog_api,
         "staging_io_manager": JobStagingIOManager(base_dir=settings.staging_dir),
         "warehouse_io_manager": WarehouseIOManager(ledger=ledger, pipeline=pipeline),
     }

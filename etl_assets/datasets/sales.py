@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -115,7 +116,7 @@ def transform_sales(
     *,
     job_id: str,
     reporting_currency: str,
-) -> tuple[pd.DataFrame, list[dict[str, object]]]:
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Merge valid rows with their FX rate and product, compute amounts.
 
     `fx_rates` has order_date, currency, fx_rate, fx_date; `products` has sku, product_name,
@@ -138,9 +139,9 @@ def transform_sales(
 
 def _enrichment_rejections(
     merged: pd.DataFrame, no_rate: np.ndarray, no_product: np.ndarray
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     failing = np.flatnonzero(no_rate | no_product)
-    rejected: list[dict[str, object]] = []
+    rejected: list[dict[str, Any]] = []
     for position in failing:
         row = merged.iloc[position]
         reasons = []

@@ -330,6 +330,24 @@ class Ledger:
         )
         self._require_owned(conn, conn.execute(stmt).rowcount, job_id, run_id)
 
+    def move_recovered_rows(
+        self, conn: sa.Connection, job_id: str, *, loaded: int, duplicate: int
+    ) -> None:
+        """Move rows a quarantine retry resolved from `rows_quarantined` to `rows_loaded` /
+        `rows_duplicate`, in the caller's (the load's) transaction."""
+        if not loaded and not duplicate:
+            return
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.job_id == job_id)
+            .values(
+                rows_loaded=jobs.c.rows_loaded + loaded,
+                rows_duplicate=jobs.c.rows_duplicate + duplicate,
+                rows_quarantined=jobs.c.rows_quarantined - loaded - duplicate,
+                updated_at=utcnow(),
+            )
+        )
+
     def complete(
         self,
         conn: sa.Connection,

@@ -7,13 +7,15 @@ per distinct key (a date, a batch of SKUs), never once per row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 import requests
 from pydantic import PrivateAttr
+
+from etl_assets.config import Settings
 
 CATALOG_BATCH = 100  # SKUs per catalog request: keeps URLs well under common length limits
 
@@ -93,3 +95,25 @@ class CatalogResource(HttpApiResource):
             answer = self.get_json("products", {"skus": ",".join(batch)})
             rows.extend((p["sku"], p["name"], p["category"]) for p in answer["products"])
         return pd.DataFrame(rows, columns=["sku", "product_name", "category"])
+
+
+def api_clients(
+    settings: Settings, token: Callable[[str, str], Any] | None = None
+) -> tuple[FxRatesResource, CatalogResource]:
+    """The FX and catalog clients the settings point at.
+
+    `token(NAME, value)` gives what goes into `api_token`; Dagster definitions pass
+    `secret_source` so that tokens reach runs as EnvVars, other callers the value itself.
+    """
+    token = token or (lambda _name, value: value or None)
+    fx = FxRatesResource(
+        base_url=settings.fx_api_url,
+        api_token=token("FX_API_TOKEN", settings.fx_api_token),
+        timeout_seconds=settings.api_timeout_seconds,
+    )
+    catalog = CatalogResource(
+        base_url=settings.catalog_api_url,
+        api_token=token("CATALOG_API_TOKEN", settings.catalog_api_token),
+        timeout_seconds=settings.api_timeout_seconds,
+    )
+    return fx, catalog
