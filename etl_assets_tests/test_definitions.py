@@ -49,3 +49,25 @@ def test_secrets_reach_resources_as_env_vars(monkeypatch: pytest.MonkeyPatch) ->
     database_url = resources["ledger"].database_url  # type: ignore[attr-defined]
     assert isinstance(database_url, dg.EnvVar)
     assert resources["catalog_api"].api_token is None  # type: ignore[attr-defined]
+
+
+def test_each_api_has_its_concurrency_pool() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("fx_rates")).pools == {"fx_api"}
+    assert graph.get(dg.AssetKey("catalog_products")).pools == {"catalog_api"}
+    config = yaml.safe_load((Path(__file__).parents[1] / "dagster.yaml").read_text())
+    assert config["concurrency"]["pools"]["default_limit"] >= 1
+
+
+def test_the_job_retries_with_exponential_backoff_and_jitter() -> None:
+    policy = defs.resolve_job_def("etl_job").op_retry_policy
+    assert policy is not None
+    assert (policy.max_retries, policy.backoff, policy.jitter) == (
+        2,
+        dg.Backoff.EXPONENTIAL,
+        dg.Jitter.PLUS_MINUS,
+    )

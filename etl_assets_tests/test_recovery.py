@@ -360,3 +360,27 @@ def test_two_dispatchers_under_load_never_start_a_job_twice(
     assert all(requests)  # both dispatchers took part
     assert setup.status_counts() == {"processing": 400}
     setup.engine.dispose()
+
+
+def test_etl_cancel_terminates_the_running_run(
+    platform: Platform, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from etl_assets.cli import main
+
+    job = platform.submit("running.csv")
+    [request] = platform.daemon.tick("dispatch_sensor")
+    run = instance.create_run_for_job(
+        platform.daemon.defs.resolve_job_def("etl_job"), tags=dict(request.tags), status=S.STARTED
+    )
+    platform.ledger.begin_run(job.job_id, run.run_id)
+    monkeypatch.setenv("DATABASE_URL", platform.settings.database_url)
+    monkeypatch.setenv("DAGSTER_HOME", instance.root_directory)
+
+    result = CliRunner().invoke(main, ["cancel", job.job_id])
+
+    assert result.exit_code == 0, result.output
+    assert f"run {run.run_id}: termination requested" in result.output
+    assert platform.ledger.get(job.job_id).status is JobStatus.CANCELLED
+    assert instance.get_run_by_id(run.run_id).status in (S.CANCELING, S.CANCELED)
