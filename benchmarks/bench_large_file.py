@@ -149,6 +149,7 @@ def main() -> None:
             "LOG_LEVEL": "WARNING",
         }
         job = run_job_in_child(env, path)
+        fx_calls, catalog_calls = api.faults.calls_to("/fx/"), api.faults.calls_to("/catalog/")
 
     job_seconds = float(job["seconds"])  # type: ignore[arg-type]
     copy_rate, job_rate = args.rows / copy_seconds, args.rows / job_seconds
@@ -159,6 +160,12 @@ def main() -> None:
     )
     print(f"ratio job/COPY: {job_rate / copy_rate:.2f}  (target >= 0.50)")
     print(f"peak memory of the job process: {job['peak_rss_mb']} MB  (target <= 300 MB)")
+    per_1000 = 1000 / args.rows
+    print(
+        f"API calls: FX {fx_calls} ({fx_calls * per_1000:.3f} per 1,000 rows: one per "
+        f"distinct date), catalog {catalog_calls} ({catalog_calls * per_1000:.3f} per 1,000 "
+        "rows: one per 100 distinct SKUs)"
+    )
 
 
 if __name__ == "__main__":

@@ -72,6 +72,15 @@ class Settings:
         "", "Bearer token for the catalog API, if it needs one.", secret=True
     )
     api_timeout_seconds: float = _setting(10.0, "Timeout of each HTTP call to an enrichment API.")
+    api_concurrency: int = _setting(
+        4, "Requests one job sends to one enrichment API at once (distinct dates, SKU batches)."
+    )
+    fx_api_rate_per_second: float = _setting(
+        0.0, "Most FX API requests a run process starts per second (0: no limit)."
+    )
+    catalog_api_rate_per_second: float = _setting(
+        0.0, "Most catalog API requests a run process starts per second (0: no limit)."
+    )
     reporting_currency: str = _setting("EUR", "Currency the warehouse reports amounts in.")
     log_level: str = _setting("INFO", "Log level of the platform's own loggers.")
 

@@ -40,7 +40,7 @@ def lines(job_id: str, *keys: tuple[str, str, int], quantity: int = 1) -> pd.Dat
 def load(engine: sa.Engine, frame: pd.DataFrame) -> UpsertCounts:
     with engine.begin() as conn:
         return upsert_rows(
-            conn, sales_fact, SALES.natural_key, frame, after_stage=SALES.update_dimensions
+            conn, sales_fact, SALES.natural_key, frame, dimensions=SALES.update_dimensions
         )
 
 
@@ -112,3 +112,26 @@ def test_a_failed_batch_leaves_nothing(engine: sa.Engine) -> None:
         upsert_rows(conn, sales_fact, SALES.natural_key, lines("J1", ("O1", "A", 2)))
         raise RuntimeError("the checkpoint write failed")
     assert facts(engine) == []
+
+
+def test_new_keys_go_straight_in_and_reloads_take_the_careful_path(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from etl_assets.warehouse import bulk
+
+    staged: list[str] = []
+    real_prepare = bulk._prepare_stage
+    monkeypatch.setattr(
+        bulk,
+        "_prepare_stage",
+        lambda conn, table, stage: staged.append(stage) or real_prepare(conn, table, stage),
+    )
+    load(engine, lines("J1", ("O1", "A", 2), ("O1", "B", 3)))
+    assert staged == []  # a first load never touches the staging table
+    load(engine, lines("J1", ("O1", "A", 2)))  # a reload: its first key is there
+    assert len(staged) == 1
+    # A batch whose first key is new but a later one is not: the savepoint catches it.
+    counts = load(engine, lines("J2", ("O9", "Z", 2), ("O1", "B", 3)))
+    assert counts == UpsertCounts(loaded=1, duplicate=1)
+    assert len(staged) == 2
+    assert ("O9", "Z", "J2", 2, 1) in facts(engine)

@@ -20,6 +20,7 @@ from etl_assets.definitions import build_definitions
 from etl_assets.ledger import ErrorType, JobStatus, Ledger
 from etl_assets.reference_api import Fault, ReferenceApiServer
 from etl_assets.retries import Backoff
+from etl_assets.sample_data import sales_frame
 from etl_assets.tracking import Heartbeat, StepPolicy, job_step
 
 # ------------------------------------------------------------------------------ delays
@@ -57,11 +58,17 @@ def test_settings_shape_the_backoff() -> None:
 # ------------------------------------------------------------------------------ end to end
 
 
+def first_date(name: str, rows: int = 60) -> str:
+    """The earliest order date of the file Platform.submit(name) writes."""
+    return str(sales_frame(rows, order_prefix=name.split(".")[0].upper())["order_date"].min())
+
+
 def test_503_twice_then_200_completes_on_attempt_3(
     platform: Platform,
     api: ReferenceApiServer,
 ) -> None:
-    api.faults.add(Fault("/fx", status=503, count=2))
+    # One date of the file fails twice; the others answer (and are cached) on attempt 1.
+    api.faults.add(Fault(f"/fx/{first_date('flaky.csv')}", status=503, count=2))
     job = platform.submit("flaky.csv")
 
     [result] = platform.run_all()
@@ -107,13 +114,14 @@ def test_a_404_fails_at_once_without_retry(
     platform: Platform,
     api: ReferenceApiServer,
 ) -> None:
-    api.faults.add(Fault("/fx", status=404))
+    day = first_date("gone.csv")
+    api.faults.add(Fault(f"/fx/{day}", status=404))
     job = platform.submit("gone.csv")
     platform.run_all()
     failed = platform.ledger.get(job.job_id)
     assert (failed.status, failed.error_type) == (JobStatus.FAILED, ErrorType.PERMANENT)
     assert (failed.attempts, failed.retry_count) == (1, 1)
-    assert api.faults.calls_to("/fx") == 1
+    assert api.faults.calls_to(f"/fx/{day}") == 1
 
 
 def test_a_dead_letter_job_succeeds_after_a_manual_retry(

@@ -6,6 +6,7 @@ store. The natural key is (order_id, sku): a line seen again is a duplicate.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from etl_assets.datasets.validation import ROW_NUMBER, ColumnRule, Kind
-from etl_assets.db import metadata
+from etl_assets.db import is_postgres, metadata
+from etl_assets.ledger.dialect import dialect_insert
 
 
 @dataclass(frozen=True)
@@ -26,8 +28,8 @@ class Dataset:
     rules: tuple[ColumnRule, ...]
     fact_table: sa.Table
     natural_key: tuple[str, ...]
-    # Runs in each load transaction on the staged fact rows, e.g. to upsert dimensions.
-    update_dimensions: Callable[[sa.Connection, str], None] | None = None
+    # Runs in each load transaction on the batch's fact rows, e.g. to upsert dimensions.
+    update_dimensions: Callable[[sa.Connection, pd.DataFrame], None] | None = None
 
     @property
     def required_columns(self) -> list[str]:
@@ -103,7 +105,7 @@ SALES = Dataset(
     rules=SALES_RULES,
     fact_table=sales_fact,
     natural_key=("order_id", "sku"),
-    update_dimensions=lambda conn, stage: update_sales_dimensions(conn, stage),
+    update_dimensions=lambda conn, rows: update_sales_dimensions(conn, rows),
 )
 
 FACT_COLUMNS = [column.name for column in sales_fact.columns]
@@ -159,22 +161,61 @@ def _enrichment_rejections(
     return rejected
 
 
-def update_sales_dimensions(conn: sa.Connection, stage: str) -> None:
-    """Upsert dim_product and dim_customer from a staged batch of sales_fact rows."""
-    least, greatest = ("LEAST", "GREATEST") if conn.dialect.name == "postgresql" else ("min", "max")
-    conn.exec_driver_sql(
-        "INSERT INTO dim_product (sku, product_name, category, last_job_id) "
-        f"SELECT sku, max(product_name), max(category), max(job_id) FROM {stage} WHERE true "
-        "GROUP BY sku ON CONFLICT (sku) DO UPDATE SET product_name = excluded.product_name, "
-        "category = excluded.category, last_job_id = excluded.last_job_id"
+def update_sales_dimensions(conn: sa.Connection, rows: pd.DataFrame) -> None:
+    """Upsert dim_product and dim_customer from a batch of sales_fact rows (one row per
+    product and per customer, computed in pandas: a few hundred rows per chunk)."""
+    if rows.empty:
+        return
+    job_id = str(rows["job_id"].iat[0])
+    products = rows.groupby("sku", sort=False).agg(
+        product_name=("product_name", "last"), category=("category", "last")
     )
-    conn.exec_driver_sql(
-        "INSERT INTO dim_customer "
-        "(customer_id, first_order_date, last_order_date, first_job_id, last_job_id) "
-        "SELECT customer_id, min(order_date), max(order_date), max(job_id), max(job_id) "
-        f"FROM {stage} WHERE true GROUP BY customer_id "
-        "ON CONFLICT (customer_id) DO UPDATE SET "
-        f"first_order_date = {least}(dim_customer.first_order_date, excluded.first_order_date), "
-        f"last_order_date = {greatest}(dim_customer.last_order_date, excluded.last_order_date), "
-        "last_job_id = excluded.last_job_id"
+    insert_product = dialect_insert(conn, dim_product)
+    conn.execute(
+        insert_product.on_conflict_do_update(
+            index_elements=["sku"],
+            set_={
+                "product_name": insert_product.excluded.product_name,
+                "category": insert_product.excluded.category,
+                "last_job_id": insert_product.excluded.last_job_id,
+            },
+        ),
+        [
+            {"sku": sku, "product_name": name, "category": category, "last_job_id": job_id}
+            for sku, name, category in products.itertuples(name=None)
+        ],
+    )
+    customers = rows.groupby("customer_id", sort=False)["order_date"].agg(["min", "max"])
+    insert_customer = dialect_insert(conn, dim_customer)
+    least, greatest = (
+        (sa.func.least, sa.func.greatest)
+        if is_postgres(conn)
+        else (
+            sa.func.min,
+            sa.func.max,
+        )
+    )
+    conn.execute(
+        insert_customer.on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={
+                "first_order_date": least(
+                    dim_customer.c.first_order_date, insert_customer.excluded.first_order_date
+                ),
+                "last_order_date": greatest(
+                    dim_customer.c.last_order_date, insert_customer.excluded.last_order_date
+                ),
+                "last_job_id": insert_customer.excluded.last_job_id,
+            },
+        ),
+        [
+            {
+                "customer_id": customer,
+                "first_order_date": dt.date.fromisoformat(first),
+                "last_order_date": dt.date.fromisoformat(last),
+                "first_job_id": job_id,
+                "last_job_id": job_id,
+            }
+            for customer, first, last in customers.itertuples(name=None)
+        ],
     )

@@ -119,7 +119,7 @@ def _retry_job_rows(
             dataset.fact_table,
             dataset.natural_key,
             lines,
-            after_stage=dataset.update_dimensions,
+            dimensions=dataset.update_dimensions,
         )
         for line in lines[ROW_NUMBER].tolist() if not lines.empty else []:
             row_id = by_line[line]

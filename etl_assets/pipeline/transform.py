@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from etl_assets.datasets.sales import transform_sales
+from etl_assets.pipeline.prefetch import prefetch
 from etl_assets.pipeline.source import SourceRows
 
 
@@ -42,7 +43,11 @@ class SalesLinesToLoad:
         return self.source.chunks.chunk_count
 
     def chunks(self, start: int = 0) -> Iterator[TransformedChunk]:
-        """Transform and yield chunks `start`, `start + 1`, ... in order."""
+        """Transform and yield chunks `start`, `start + 1`, ... in order; the next chunk is
+        transformed in the background while the caller loads this one."""
+        return prefetch(self._transformed(start))
+
+    def _transformed(self, start: int) -> Iterator[TransformedChunk]:
         for index in range(start, self.chunk_count):
             rows = self.source.chunks.read(index)
             lines, rejected = transform_sales(

@@ -54,7 +54,7 @@ def load_job(
                 dataset.fact_table,
                 dataset.natural_key,
                 chunk.lines,
-                after_stage=dataset.update_dimensions,
+                dimensions=dataset.update_dimensions,
             )
             rows_this_run += chunk.rows_in
             checkpoint = checkpoint | {
