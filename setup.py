@@ -15,6 +15,8 @@ setup(
         "dagster==1.13.27",
         "dagster-webserver==1.13.27",
         "dagster-postgres==0.29.27",
+        # Warm run workers for the production profile (`etl worker`, CeleryRunLauncher).
+        "dagster-celery==0.29.27",
         # Dagster already brings these; named because our own code imports them.
         "sqlalchemy>=2.0,<2.2",  # Core API with RETURNING and insert().on_conflict_*
         "alembic>=1.13,<2",  # schema migrations for the ledger and the warehouse

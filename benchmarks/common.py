@@ -22,8 +22,9 @@ DATA = Path(__file__).parent / ".data"  # generated inputs, kept between runs (g
 
 
 @contextmanager
-def scratch_postgres() -> Iterator[str]:
-    """A new, migrated PostgreSQL database; dropped afterwards. Yields its URL."""
+def scratch_postgres(*, migrate: bool = True) -> Iterator[str]:
+    """A new PostgreSQL database (with our schema unless `migrate` is False); dropped
+    afterwards. Yields its URL."""
     from etl_assets import migrations
 
     admin = create_engine(POSTGRES_ADMIN_URL)
@@ -31,9 +32,10 @@ def scratch_postgres() -> Iterator[str]:
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql(f"CREATE DATABASE {name}")
     url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    engine = create_engine(url)
-    migrations.upgrade(engine)
-    engine.dispose()
+    if migrate:
+        engine = create_engine(url)
+        migrations.upgrade(engine)
+        engine.dispose()
     try:
         yield url
     finally:

@@ -425,6 +425,28 @@ def reference_api(port: int, latency: float) -> None:
     server.serve_forever()
 
 
+@main.command()
+@click.option("--concurrency", default=1, show_default=True, help="Runs executed at once.")
+@click.option("--name", help="Worker name (default: etl-<pid>@<host>).")
+def worker(concurrency: int, name: str | None) -> None:
+    """Start a warm Celery run worker (production profile: needs CELERY_BROKER_URL and
+    DAGSTER_HOME, the same as the daemon's)."""
+    settings = _settings()
+    if not settings.celery_broker_url:
+        raise click.ClickException("set CELERY_BROKER_URL to the broker the daemon uses")
+    if not os.environ.get("DAGSTER_HOME"):
+        raise click.ClickException("set DAGSTER_HOME to the daemon's Dagster home")
+    args = [
+        sys.executable, "-m", "celery", "-A", "etl_assets.celery_app", "worker",
+        "--queues", settings.celery_queue,
+        "--concurrency", str(concurrency),
+        "--prefetch-multiplier", "1",  # take one run at a time: the queue keeps the order
+        "--loglevel", settings.log_level,
+        "--hostname", name or f"etl-{os.getpid()}@%h",
+    ]  # fmt: skip
+    os.execv(args[0], args)
+
+
 @main.command("dagster-home")
 @click.option(
     "--template", default="dagster.yaml", show_default=True, type=click.Path(path_type=Path)

@@ -82,6 +82,14 @@ class Settings:
         0.0, "Most catalog API requests a run process starts per second (0: no limit)."
     )
     reporting_currency: str = _setting("EUR", "Currency the warehouse reports amounts in.")
+    celery_broker_url: str = _setting(
+        "",
+        "Broker of the Celery run workers (e.g. amqp://guest@127.0.0.1//); when set, "
+        "`etl dagster-home` makes Dagster launch runs on them.",
+        secret=True,
+    )
+    celery_result_backend: str = _setting("rpc://", "Result backend of the Celery run workers.")
+    celery_queue: str = _setting("dagster", "Celery queue runs are sent to and workers listen on.")
     log_level: str = _setting("INFO", "Log level of the platform's own loggers.")
 
     @classmethod

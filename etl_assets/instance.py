@@ -2,7 +2,8 @@
 
 Dagster reads some instance settings only as literal numbers (the run queue limit, run
 monitoring's max runtime), so they are filled in here from MAX_CONCURRENT_JOBS and
-JOB_TIMEOUT_MINUTES. When DAGSTER_PG_URL is set, Dagster's own storage moves to PostgreSQL.
+JOB_TIMEOUT_MINUTES. When DAGSTER_PG_URL is set, Dagster's own storage moves to PostgreSQL;
+when CELERY_BROKER_URL is set, runs are launched on the Celery run workers (`etl worker`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ def instance_config(
     )
     if env.get("DAGSTER_PG_URL"):
         config["storage"] = {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}
+    if settings.celery_broker_url:
+        # Warm run workers (`etl worker`): runs start in an already-loaded process.
+        config["run_launcher"] = {
+            "module": "dagster_celery.launcher",
+            "class": "CeleryRunLauncher",
+            "config": {
+                "broker": {"env": "CELERY_BROKER_URL"},
+                "backend": settings.celery_result_backend,
+                "default_queue": settings.celery_queue,
+            },
+        }
     return config
 
 
