@@ -91,7 +91,8 @@ def main() -> None:
         }
         if args.celery_workers:
             # Workers in other processes share Dagster's storage: PostgreSQL, as in production.
-            env["DAGSTER_PG_URL"] = stack.enter_context(scratch_postgres(migrate=False))
+            dagster_pg = stack.enter_context(scratch_postgres(migrate=False))
+            env["DAGSTER_PG_URL"] = dagster_pg.replace("postgresql://", "postgresql+psycopg2://")
             env["CELERY_BROKER_URL"] = BROKER
             env["CELERY_QUEUE"] = f"etl-bench-{uuid.uuid4().hex[:8]}"  # private to this run
         os.environ.update(env)
@@ -107,7 +108,12 @@ def main() -> None:
 
         etl = str(Path(sys.executable).with_name("etl"))
         for n in range(args.celery_workers):
-            start(stack, [etl, "worker", "--name", f"bench{n}@%h"], env, tmp / f"worker{n}.log")
+            start(
+                stack,
+                [etl, "worker", "--name", f"bench{n}-{uuid.uuid4().hex[:6]}@%h"],
+                env,
+                tmp / f"worker{n}.log",
+            )
         if args.celery_workers:
             time.sleep(5)  # workers import Dagster and the code once, before any run
         started = time.perf_counter()

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -447,6 +448,65 @@ def worker(concurrency: int, name: str | None) -> None:
     os.execv(args[0], args)
 
 
+@main.command()
+@click.option("--older-than", required=True, help="Remove jobs finished longer ago: 30d, 12h, 90m.")
+@click.option(
+    "--dead-letters-older-than",
+    help="Remove failed jobs (dead letters) finished longer ago [default: 3x --older-than].",
+)
+@click.option("--batch-size", default=1000, show_default=True, help="Jobs per transaction.")
+@click.option("--dry-run", is_flag=True, help="Count what would go; remove nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@reports_errors
+def prune(
+    older_than: str,
+    dead_letters_older_than: str | None,
+    batch_size: int,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Remove old finished jobs from the ledger, their files and their Dagster partitions."""
+    from etl_assets.retention import dagster_partition_deleter, parse_duration
+    from etl_assets.retention import prune as prune_jobs
+
+    try:
+        keep = parse_duration(older_than)
+        keep_dead = parse_duration(dead_letters_older_than) if dead_letters_older_than else keep * 3
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if batch_size < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--batch-size")
+    settings = _settings()
+    with ExitStack() as stack:
+        deleter = None
+        if os.environ.get("DAGSTER_HOME"):
+            import dagster as dg
+
+            instance = stack.enter_context(dg.DagsterInstance.get())
+            deleter = dagster_partition_deleter(instance, "jobs")
+        elif not dry_run and not as_json:
+            click.echo("note: DAGSTER_HOME is not set: Dagster partitions are kept", err=True)
+        report = prune_jobs(
+            engine_for(settings),
+            older_than=keep,
+            dead_letters_older_than=keep_dead,
+            delete_partitions=deleter,
+            staging_dir=Path(settings.staging_dir),
+            batch_size=batch_size,
+            dry_run=dry_run,
+        )
+    figures = dataclasses.asdict(report) | {"jobs": report.jobs, "dry_run": dry_run}
+    figures.pop("job_ids")
+    if as_json:
+        return _echo_json(figures)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"{verb} {report.jobs} jobs ({report.finished} finished, {report.dead_letters} dead "
+        f"letters), {report.partitions_deleted} partitions, {report.files_deleted} files, "
+        f"in {report.batches} batches"
+    )
+
+
 @main.command("dagster-home")
 @click.option(
     "--template", default="dagster.yaml", show_default=True, type=click.Path(path_type=Path)
@@ -460,7 +520,10 @@ def dagster_home(template: Path) -> None:
         raise click.ClickException(
             "set DAGSTER_HOME to the folder Dagster should keep its state in"
         )
-    written = write_dagster_home(Path(home), template, _settings())
+    try:
+        written = write_dagster_home(Path(home), template, _settings())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {written}")
 
 

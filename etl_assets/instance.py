@@ -31,6 +31,7 @@ def instance_config(
         settings.job_timeout_minutes * 60
     )
     if env.get("DAGSTER_PG_URL"):
+        check_dagster_pg_url(env["DAGSTER_PG_URL"])
         config["storage"] = {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}
     if settings.celery_broker_url:
         # Warm run workers (`etl worker`): runs start in an already-loaded process.
@@ -44,6 +45,18 @@ def instance_config(
             },
         }
     return config
+
+
+def check_dagster_pg_url(url: str) -> None:
+    """Refuse a DAGSTER_PG_URL without the psycopg2 driver: SQLAlchemy 2.1 reads a bare
+    `postgresql://` as psycopg 3, which is not installed, and every Dagster process would fail
+    to start with `No module named 'psycopg'`."""
+    scheme = url.split("://", 1)[0]
+    if scheme in {"postgres", "postgresql"}:
+        raise ValueError(
+            f"DAGSTER_PG_URL must name the psycopg2 driver: write postgresql+psycopg2://"
+            f"{url.split('://', 1)[-1].split('@')[-1]} (with your user and password)"
+        )
 
 
 def write_dagster_home(

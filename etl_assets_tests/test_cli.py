@@ -95,7 +95,8 @@ def test_dagster_home_fills_in_the_settings(
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MAX_CONCURRENT_JOBS", "6")
     monkeypatch.setenv("JOB_TIMEOUT_MINUTES", "15")
-    monkeypatch.setenv("DAGSTER_PG_URL", "postgresql://u@h/d")
+    monkeypatch.setenv("DAGSTER_PG_URL", "postgresql+psycopg2://u@h/d")
+    monkeypatch.setenv("CELERY_BROKER_URL", "amqp://guest:secret@127.0.0.1//")
     template = Path(__file__).resolve().parents[1] / "dagster.yaml"
     result = CliRunner().invoke(main, ["dagster-home", "--template", str(template)])
     assert result.exit_code == 0, result.output
@@ -103,3 +104,19 @@ def test_dagster_home_fills_in_the_settings(
     assert written["concurrency"]["runs"]["max_concurrent_runs"] == 6
     assert written["run_monitoring"]["max_runtime_seconds"] == 900
     assert written["storage"] == {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}
+    launcher = written["run_launcher"]
+    assert launcher["class"] == "CeleryRunLauncher"
+    assert launcher["config"]["broker"] == {"env": "CELERY_BROKER_URL"}  # the secret stays out
+    assert "secret" not in (tmp_path / "home" / "dagster.yaml").read_text()
+
+
+def test_dagster_home_refuses_a_postgres_url_without_its_driver(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_PG_URL", "postgresql://u:pw@h/d")
+    template = Path(__file__).resolve().parents[1] / "dagster.yaml"
+    result = CliRunner().invoke(main, ["dagster-home", "--template", str(template)])
+    assert result.exit_code == 1
+    assert "postgresql+psycopg2://h/d" in result.output
+    assert "pw" not in result.output
