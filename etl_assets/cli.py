@@ -222,7 +222,15 @@ def jobs_show(job_id: str, as_json: bool) -> None:
             click.echo(f"{name:>18}: {_cell(value)}")
     if attempts:
         click.echo("\nattempts:")
-        columns = ("attempt", "run_id", "started_at", "ended_at", "outcome", "error_message")
+        columns = (
+            "attempt",
+            "run_id",
+            "worker",
+            "started_at",
+            "ended_at",
+            "outcome",
+            "error_message",
+        )
         click.echo(format_table(columns, ([_cell(a[c]) for c in columns] for a in attempts)))
     if job.error_traceback:
         click.echo(f"\ntraceback of the last failure:\n{job.error_traceback}")

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,6 +55,18 @@ class JobStep:
     heartbeat: Heartbeat
 
 
+def worker_identity() -> str:
+    """Who runs this attempt, for the ledger: the Celery worker's name (`etl worker`) when a
+    warm run worker executes the run, else host:pid of the run process."""
+    try:
+        from celery import current_task
+
+        hostname = current_task.request.hostname if current_task else None
+    except ImportError:  # pragma: no cover - dagster-celery is a dependency
+        hostname = None
+    return hostname or f"{socket.gethostname()}:{os.getpid()}"
+
+
 @contextmanager
 def job_step(
     ledger: Ledger,
@@ -65,7 +79,7 @@ def job_step(
     """Run one step of `run_id` on `job_id`, keeping the ledger true (see the module doc)."""
     log = log or logger
     try:
-        job = ledger.begin_run(job_id, run_id)
+        job = ledger.begin_run(job_id, run_id, worker=worker_identity())
     except (IllegalTransition, JobNotFound) as exc:
         raise dg.Failure(
             description=f"step {step} refused: {exc}",

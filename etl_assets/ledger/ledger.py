@@ -209,8 +209,9 @@ class Ledger:
 
     # ----------------------------------------------------------------- run life
 
-    def begin_run(self, job_id: str, run_id: str) -> Job:
-        """Attach a Dagster run to the job's current attempt; commits. Returns the job.
+    def begin_run(self, job_id: str, run_id: str, *, worker: str | None = None) -> Job:
+        """Attach a Dagster run (and the worker running it) to the job's current attempt;
+        commits. Returns the job.
 
         The normal case is a job the dispatch sensor claimed. A run launched by hand (from the
         Dagster UI) for a pending job claims it here; one for a failed job counts as a manual
@@ -254,7 +255,7 @@ class Ledger:
             conn.execute(
                 sa.update(job_attempts)
                 .where(job_attempts.c.job_id == job_id, job_attempts.c.attempt == job.attempts)
-                .values(run_id=run_id)
+                .values(run_id=run_id, worker=worker)
             )
             return job
 

@@ -100,6 +100,7 @@ job_attempts = sa.Table(
     ),
     sa.Column("attempt", sa.Integer, nullable=False),
     sa.Column("run_id", sa.String(64)),
+    sa.Column("worker", sa.String(255)),  # the Celery worker's name, or host:pid
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("ended_at", UTCDateTime),
     sa.Column("outcome", sa.String(16), nullable=False),

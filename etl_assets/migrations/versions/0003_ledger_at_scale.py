@@ -1,5 +1,5 @@
 """The ledger at a million jobs: status counts kept by triggers, indexes for newest-first
-listings, and tombstones of pruned jobs.
+listings, and tombstones of pruned jobs; each attempt records the worker that ran it.
 
 Counting jobs per status is a scan of the whole table, about 100 ms at 1,000,000 jobs; the
 `job_status_counts` table answers it in well under a millisecond. Triggers keep it true
@@ -92,6 +92,8 @@ def upgrade() -> None:
         sa.Column("pruned_at", UTCDateTime, nullable=False),
         sa.PrimaryKeyConstraint("job_id", name="pk_pruned_jobs"),
     )
+    with op.batch_alter_table("job_attempts") as batch:
+        batch.add_column(sa.Column("worker", sa.String(255)))
     op.execute(
         "INSERT INTO job_status_counts (dataset, status, jobs) "
         "SELECT dataset, status, count(*) FROM jobs GROUP BY dataset, status"
@@ -127,3 +129,5 @@ def downgrade() -> None:
             op.execute(f"DROP FUNCTION {name}()")
     op.drop_table("pruned_jobs")
     op.drop_table("job_status_counts")
+    with op.batch_alter_table("job_attempts") as batch:
+        batch.drop_column("worker")
