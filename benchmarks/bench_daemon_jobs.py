@@ -62,7 +62,7 @@ def main() -> None:
     from etl_assets import migrations
     from etl_assets.config import Settings
     from etl_assets.db import engine_for
-    from etl_assets.instance import write_dagster_home
+    from etl_assets.instance import initialize_pools, write_dagster_home
     from etl_assets.ledger import Ledger
     from etl_assets.ledger.models import FINISHED_STATUSES
     from etl_assets.publisher import publish_file, source_archive
@@ -98,6 +98,7 @@ def main() -> None:
         os.environ.update(env)
         settings = Settings.from_env()
         write_dagster_home(tmp / "dagster_home", REPO / "dagster.yaml", settings)
+        initialize_pools(tmp / "dagster_home")
         migrations.upgrade(engine_for(settings))
         ledger = Ledger(engine_for(settings))
         archive = source_archive(settings.staging_dir)

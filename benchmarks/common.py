@@ -5,14 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
-from etl_assets.db import create_engine
+from etl_assets.db import create_engine, temporary_postgres_database
 from etl_assets.sample_data import sales_frame, write_sales_csv
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -27,21 +24,12 @@ def scratch_postgres(*, migrate: bool = True) -> Iterator[str]:
     afterwards. Yields its URL."""
     from etl_assets import migrations
 
-    admin = create_engine(POSTGRES_ADMIN_URL)
-    name = f"etl_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    if migrate:
-        engine = create_engine(url)
-        migrations.upgrade(engine)
-        engine.dispose()
-    try:
+    with temporary_postgres_database(POSTGRES_ADMIN_URL, "etl_bench") as url:
+        if migrate:
+            engine = create_engine(url)
+            migrations.upgrade(engine)
+            engine.dispose()
         yield url
-    finally:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
 
 
 def sales_csv(rows: int, seed: int = 42, prefix: str = "BENCH") -> Path:

@@ -521,7 +521,7 @@ def prune(
 )
 def dagster_home(template: Path) -> None:
     """Write $DAGSTER_HOME/dagster.yaml from TEMPLATE and the settings in force."""
-    from etl_assets.instance import write_dagster_home
+    from etl_assets.instance import initialize_pools, write_dagster_home
 
     home = os.environ.get("DAGSTER_HOME")
     if not home:
@@ -533,6 +533,16 @@ def dagster_home(template: Path) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {written}")
+    try:
+        pools = initialize_pools(Path(home))
+    except Exception as exc:  # noqa: BLE001 - the file is written; say what is left to do
+        click.echo(
+            f"warning: API pools not created in Dagster's storage ({type(exc).__name__}); "
+            "run `etl dagster-home` again once that storage is reachable",
+            err=True,
+        )
+    else:
+        click.echo(f"pools ready: {', '.join(pools)}")
 
 
 def format_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

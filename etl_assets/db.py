@@ -154,3 +154,24 @@ def read_connection(engine: Engine) -> Iterator[sa.Connection]:
 def is_postgres(engine: Engine | sa.Connection) -> bool:
     """True when the engine or connection talks to PostgreSQL."""
     return engine.dialect.name == "postgresql"
+
+
+@contextmanager
+def temporary_postgres_database(admin_url: str, prefix: str = "etl_tmp") -> Iterator[str]:
+    """A new, empty PostgreSQL database on the server of `admin_url`, dropped on exit (open
+    connections are closed by force). Yields its URL. For tests and benchmarks."""
+    import uuid
+
+    admin = create_engine(admin_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        try:
+            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        except sa.exc.OperationalError:
+            pass  # the server is gone: nothing to drop
+        admin.dispose()

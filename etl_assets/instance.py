@@ -59,6 +59,30 @@ def check_dagster_pg_url(url: str) -> None:
         )
 
 
+def initialize_pools(home: Path) -> list[str]:
+    """Create the API pools' concurrency limits in the instance's storage now, at their
+    default limit; returns the pools. Dagster would create each on its first use, but two
+    runs starting together on PostgreSQL storage can both try, and the loser's run fails
+    (UniqueViolation on concurrency_limits). Needs the instance's storage to be reachable."""
+    import dagster as dg
+
+    from etl_assets.assets import SALES_ASSETS
+
+    pools = sorted({pool for asset in SALES_ASSETS for pool in _pools(asset)})
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for pool in pools:
+            instance.event_log_storage.initialize_concurrency_limit_to_default(pool)
+    return pools
+
+
+def _pools(asset: object) -> set[str]:
+    import dagster as dg
+
+    if not isinstance(asset, dg.AssetsDefinition):
+        return set()
+    return {pool for pool in [asset.op.pool] if pool}
+
+
 def write_dagster_home(
     home: Path, template_path: Path, settings: Settings, environ: Mapping[str, str] | None = None
 ) -> Path:

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from etl_assets import migrations
 from etl_assets.config import Settings
-from etl_assets.db import create_engine, engine_for
+from etl_assets.db import create_engine, engine_for, temporary_postgres_database
 from etl_assets.definitions import build_definitions
 from etl_assets.ledger import Job, Ledger
 from etl_assets.local_runner import LocalDaemon
@@ -51,25 +50,26 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for the session; dropped at the end."""
-    admin = create_engine(POSTGRES_ADMIN_URL)
-    name = f"etl_test_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        reason = f"no PostgreSQL server at {POSTGRES_ADMIN_URL}: {str(exc.orig).strip()}"
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"ETL_REQUIRE_POSTGRES=1 but {reason}")
-        pytest.skip(reason)
-    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    engine = create_engine(url)
-    migrations.upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin.dispose()
+    with postgres_database("etl_test") as url:
+        engine = create_engine(url)
+        migrations.upgrade(engine)
+        engine.dispose()
+        yield url
+
+
+@contextmanager
+def postgres_database(prefix: str) -> Iterator[str]:
+    """A new empty PostgreSQL database, dropped afterwards; skips (or, with
+    ETL_REQUIRE_POSTGRES=1, fails) the test when no server answers."""
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(temporary_postgres_database(POSTGRES_ADMIN_URL, prefix))
+        except sa.exc.OperationalError as exc:
+            reason = f"no PostgreSQL server at {POSTGRES_ADMIN_URL}: {str(exc.orig).strip()}"
+            if REQUIRE_POSTGRES:
+                pytest.fail(f"ETL_REQUIRE_POSTGRES=1 but {reason}")
+            pytest.skip(reason)
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -95,7 +95,7 @@ def test_dagster_home_fills_in_the_settings(
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MAX_CONCURRENT_JOBS", "6")
     monkeypatch.setenv("JOB_TIMEOUT_MINUTES", "15")
-    monkeypatch.setenv("DAGSTER_PG_URL", "postgresql+psycopg2://u@h/d")
+    monkeypatch.setenv("DAGSTER_PG_URL", "postgresql+psycopg2://u@127.0.0.1:1/d")  # unreachable
     monkeypatch.setenv("CELERY_BROKER_URL", "amqp://guest:secret@127.0.0.1//")
     template = Path(__file__).resolve().parents[1] / "dagster.yaml"
     result = CliRunner().invoke(main, ["dagster-home", "--template", str(template)])
@@ -108,6 +108,7 @@ def test_dagster_home_fills_in_the_settings(
     assert launcher["class"] == "CeleryRunLauncher"
     assert launcher["config"]["broker"] == {"env": "CELERY_BROKER_URL"}  # the secret stays out
     assert "secret" not in (tmp_path / "home" / "dagster.yaml").read_text()
+    assert "API pools not created" in result.output  # the storage is unreachable: it says so
 
 
 def test_dagster_home_refuses_a_postgres_url_without_its_driver(
@@ -120,3 +121,17 @@ def test_dagster_home_refuses_a_postgres_url_without_its_driver(
     assert result.exit_code == 1
     assert "postgresql+psycopg2://h/d" in result.output
     assert "pw" not in result.output
+
+
+def test_dagster_home_creates_the_api_pools(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import dagster as dg
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    template = Path(__file__).resolve().parents[1] / "dagster.yaml"
+    result = CliRunner().invoke(main, ["dagster-home", "--template", str(template)])
+    assert result.exit_code == 0, result.output
+    assert "pools ready: catalog_api, fx_api" in result.output
+    with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+        assert {"catalog_api", "fx_api"} <= instance.event_log_storage.get_concurrency_keys()

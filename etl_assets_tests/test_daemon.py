@@ -7,17 +7,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from processes import wait_until_finished, wait_until_runs_end
 
 from etl_assets.config import Settings
 from etl_assets.db import engine_for
 from etl_assets.instance import write_dagster_home
 from etl_assets.ledger import JobStatus, Ledger
-from etl_assets.ledger.models import FINISHED_STATUSES
 from etl_assets.sample_data import corrupt, sales_frame, write_sales_csv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,27 +40,6 @@ def daemon_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
         "DISPATCH_INTERVAL_SECONDS": "1",
     }
     return env
-
-
-def wait_until_finished(ledger: Ledger, count: int, timeout: float) -> list:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = ledger.list_jobs()
-        if len(found) == count and all(j.status in FINISHED_STATUSES for j in found):
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"jobs not finished in {timeout} s: {ledger.status_counts()}")
-
-
-def wait_until_runs_end(count: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    with dg.DagsterInstance.get() as instance:
-        while time.monotonic() < deadline:
-            runs = instance.get_runs(dg.RunsFilter(job_name="etl_job"))
-            if len(runs) == count and all(run.is_finished for run in runs):
-                return
-            time.sleep(0.5)
-    raise AssertionError(f"runs not finished in {timeout} s")
 
 
 def test_inbox_to_warehouse_through_the_daemon(
@@ -90,7 +68,8 @@ def test_inbox_to_warehouse_through_the_daemon(
         jobs = {j.source_name: j for j in wait_until_finished(ledger, 3, timeout=240)}
         # The ledger says done a moment before each run reports its own end: wait for that
         # too, since stopping the daemon stops the code server and the runs it launched.
-        wait_until_runs_end(3, timeout=60)
+        with dg.DagsterInstance.get() as instance:
+            wait_until_runs_end(instance, 3, timeout=60)
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)
