@@ -91,6 +91,19 @@ class Settings:
     celery_result_backend: str = _setting("rpc://", "Result backend of the Celery run workers.")
     celery_queue: str = _setting("dagster", "Celery queue runs are sent to and workers listen on.")
     log_level: str = _setting("INFO", "Log level of the platform's own loggers.")
+    alert_interval_seconds: int = _setting(60, "Seconds between alerts sensor ticks.")
+    alert_failure_rate: float = _setting(
+        0.10, "Share of jobs finished in the last hour that failed above which an alert fires."
+    )
+    alert_pending_threshold: int = _setting(
+        500, "Pending jobs in the queue above which an alert fires."
+    )
+    alert_daemon_stale_seconds: int = _setting(
+        180, "Age of a Dagster daemon's last heartbeat above which an alert fires."
+    )
+    alert_webhook_url: str = _setting(
+        "", "URL alerts are POSTed to as JSON (empty: alerts are only logged).", secret=True
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -11,6 +11,7 @@ from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
 from etl_assets.resources.staging import JobStagingIOManager, StagingResource
 from etl_assets.retries import Backoff
+from etl_assets.sensors.alerts import build_alerts_sensor
 from etl_assets.sensors.dispatch import build_dispatch_sensor
 from etl_assets.sensors.inbox import build_inbox_sensor
 from etl_assets.sensors.reaper import build_reaper_sensor
@@ -65,6 +66,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             build_reaper_sensor(
                 settings.stuck_after_seconds, settings.reaper_interval_seconds, backoff
             ),
+            build_alerts_sensor(settings),
         ],
         resources=build_resources(settings),
     )
