@@ -6,6 +6,7 @@ import dagster as dg
 
 from etl_assets.assets import SALES_ASSETS, build_etl_job
 from etl_assets.config import Settings, secret_source
+from etl_assets.logs import configure_logging
 from etl_assets.resources.apis import api_clients
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
@@ -72,4 +73,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
 
 
-defs = build_definitions(Settings.from_env())
+_settings = Settings.from_env()
+configure_logging(_settings.log_level)  # in the code server and in every run process
+defs = build_definitions(_settings)
