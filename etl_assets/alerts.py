@@ -32,6 +32,7 @@ from etl_assets.config import Settings
 from etl_assets.db import read_connection, utcnow
 from etl_assets.ledger import ErrorType, JobStatus
 from etl_assets.ledger.schema import jobs
+from etl_assets.ops import read_model as rm
 
 if TYPE_CHECKING:  # dagster is only needed when an instance is given
     import dagster as dg
@@ -175,47 +176,31 @@ def _stuck_alert(job_ids: Sequence[str], thresholds: Thresholds) -> Alert:
 def ledger_figures(
     engine: Engine, stuck_after_seconds: float, now: dt.datetime | None = None
 ) -> Figures:
-    """Read the figures of the ledger rules (everything but the daemon heartbeat)."""
+    """Read the figures of the ledger rules (everything but the daemon heartbeat), from the
+    ops read model's metrics over the last hour, plus the jobs dead-lettered in that hour."""
     now = now or utcnow()
-    since = now - WINDOW
-    failed = jobs.c.status == JobStatus.FAILED.value
-    failed_recently = sa.and_(failed, jobs.c.updated_at >= since)
-    completed_recently = sa.and_(
-        jobs.c.status == JobStatus.COMPLETED.value, jobs.c.completed_at >= since
+    window = rm.metrics(
+        engine,
+        stuck_after_seconds=int(stuck_after_seconds),
+        window_seconds=int(WINDOW.total_seconds()),
+        recent_failures=0,
+        dagster_ui_url=None,
+        now=now,
     )
-    exhausted = sa.and_(failed_recently, jobs.c.error_type == ErrorType.TRANSIENT_EXHAUSTED.value)
-    counts = sa.select(
-        _count_where(sa.or_(failed_recently, completed_recently)),
-        _count_where(failed_recently),
-        _count_where(exhausted),
-        _count_where(jobs.c.status == JobStatus.PENDING.value),
+    exhausted = sa.select(sa.func.count()).where(
+        jobs.c.status == JobStatus.FAILED.value,
+        jobs.c.error_type == ErrorType.TRANSIENT_EXHAUSTED.value,
+        jobs.c.updated_at >= now - WINDOW,
     )
     with read_connection(engine) as conn:
-        finished, failed_n, exhausted_n, pending = conn.execute(counts).one()
-        stuck = tuple(
-            str(i) for i in conn.execute(stuck_jobs_query(now, stuck_after_seconds)).scalars()
-        )
-    return Figures(int(finished), int(failed_n), int(exhausted_n), int(pending), stuck)
-
-
-def stuck_jobs_query(now: dt.datetime, stuck_after_seconds: float) -> sa.Select[tuple[str]]:
-    """Ids of processing jobs with no sign of life for `stuck_after_seconds`, oldest first
-    (the reaper's own test: no heartbeat since, and no retry scheduled after it)."""
-    cutoff = now - dt.timedelta(seconds=stuck_after_seconds)
-    last_sign = sa.func.coalesce(jobs.c.last_heartbeat_at, jobs.c.updated_at)
-    return (
-        sa.select(jobs.c.job_id)
-        .where(
-            jobs.c.status == JobStatus.PROCESSING.value,
-            last_sign < cutoff,
-            sa.or_(jobs.c.next_attempt_at.is_(None), jobs.c.next_attempt_at < cutoff),
-        )
-        .order_by(last_sign, jobs.c.job_id)
+        dead_lettered = int(conn.execute(exhausted).scalar_one())
+    return Figures(
+        finished_last_hour=window.completed_in_window + window.failed_in_window,
+        failed_last_hour=window.failed_in_window,
+        dead_lettered_last_hour=dead_lettered,
+        pending=window.pending_total,
+        stuck_job_ids=tuple(job.job_id for job in window.stuck_jobs),
     )
-
-
-def _count_where(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
-    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
 
 
 def daemon_heartbeat_age(instance: dg.DagsterInstance, now: dt.datetime | None = None) -> float:
