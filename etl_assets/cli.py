@@ -19,13 +19,26 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 import sqlalchemy.exc as sa_exc
 
+from etl_assets.commands import stats as stats_view
+from etl_assets.commands import watch as watch_view
 from etl_assets.config import Settings, mask_secret
-from etl_assets.db import engine_for
+from etl_assets.db import engine_for, utcnow
 from etl_assets.errors import PermanentError
 from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger, quarantine
 from etl_assets.ledger.errors import LedgerError
+from etl_assets.ledger.models import FINISHED_STATUSES
 from etl_assets.ledger.quarantine import RowStatus
 from etl_assets.logs import configure_logging
+from etl_assets.ops.read_model import (
+    DEFAULT_DAGSTER_UI_URL,
+    MAX_PAGE,
+    JobFilters,
+    JobSort,
+    job_detail,
+    list_jobs,
+    metrics,
+    uploads,
+)
 
 if TYPE_CHECKING:  # imported lazily: they bring dagster and pandas, slow for a CLI
     from etl_assets.pipeline.row_retry import Enrichment
@@ -86,7 +99,10 @@ def reports_errors(command: F) -> F:
 @click.group()
 def main() -> None:
     """Operate the ETL job platform: submit CSV files, inspect and repair jobs."""
-    configure_logging(_settings().log_level)
+    try:
+        configure_logging(_settings().log_level)
+    except ValueError:  # a bad setting: the command reports it (`etl doctor` names it)
+        configure_logging("INFO")
 
 
 # ------------------------------------------------------------------------------ db
@@ -188,21 +204,64 @@ def jobs() -> None:
 
 
 @jobs.command("list")
-@click.option("--status", type=click.Choice([s.value for s in JobStatus]))
-@click.option("--dataset")
-@click.option("--limit", default=50, show_default=True)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([s.value for s in JobStatus]),
+    help="Only jobs in this status (repeatable).",
+)
+@click.option("--dataset", help="Only jobs of this dataset.")
+@click.option("--since", type=click.DateTime(), help="Only jobs created at or after (UTC).")
+@click.option("--until", type=click.DateTime(), help="Only jobs created before (UTC).")
+@click.option(
+    "--error-type",
+    type=click.Choice([e.value for e in ErrorType]),
+    help="Only jobs whose last error was of this type.",
+)
+@click.option(
+    "--sort",
+    type=click.Choice([s.value for s in JobSort]),
+    default=JobSort.CREATED_AT_DESC.value,
+    show_default=True,
+    help="Order; a leading '-' means descending.",
+)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, MAX_PAGE))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @reports_errors
-def jobs_list(status: str | None, dataset: str | None, limit: int, as_json: bool) -> None:
-    """Jobs, newest first."""
-    found = _ledger(_settings()).list_jobs(
-        status=JobStatus(status) if status else None, dataset=dataset, limit=limit
+def jobs_list(
+    statuses: Sequence[str],
+    dataset: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    error_type: str | None,
+    sort: str,
+    limit: int,
+    offset: int,
+    as_json: bool,
+) -> None:
+    """Jobs, newest first unless --sort says otherwise, filtered by status, dataset, creation
+    date and error type."""
+    filters = JobFilters(
+        statuses=[JobStatus(s) for s in statuses],
+        dataset=dataset,
+        created_from=_utc(since),
+        created_to=_utc(until),
+        error_type=ErrorType(error_type) if error_type else None,
     )
+    page = list_jobs(engine_for(_settings()), filters, sort=sort, limit=limit, offset=offset)
     if as_json:
-        return _echo_json([_job_dict(job) for job in found])
-    click.echo(
-        format_table(JOB_COLUMNS, ([_cell(getattr(j, c)) for c in JOB_COLUMNS] for j in found))
-    )
+        return _echo_json([_plain(dataclasses.asdict(job)) for job in page.items])
+    rows = ([_cell(getattr(j, c)) for c in JOB_COLUMNS] for j in page.items)
+    click.echo(format_table(JOB_COLUMNS, rows))
+    if page.total > offset + len(page.items):
+        click.echo(f"({len(page.items)} of {page.total}; see more with --offset/--limit)")
+
+
+def _utc(moment: dt.datetime | None) -> dt.datetime | None:
+    """A date typed on the command line, read as UTC."""
+    return moment.replace(tzinfo=dt.UTC) if moment is not None else None
 
 
 @jobs.command("show")
@@ -211,14 +270,24 @@ def jobs_list(status: str | None, dataset: str | None, limit: int, as_json: bool
 @reports_errors
 def jobs_show(job_id: str, as_json: bool) -> None:
     """Everything the ledger knows about JOB_ID, with its attempts."""
-    ledger = _ledger(_settings())
+    settings = _settings()
+    ledger = _ledger(settings)
     job = ledger.get(job_id)
     attempts = ledger.attempts(job_id)
+    detail = job_detail(ledger.engine, job_id, dagster_ui_url=_dagster_ui_url(settings))
+    extra = {
+        "progress": dataclasses.asdict(detail.progress),
+        "dagster_run_url": detail.dagster_run_url,
+    }
     if as_json:
-        return _echo_json(_job_dict(job) | {"attempt_history": [_plain(a) for a in attempts]})
+        return _echo_json(
+            _job_dict(job) | extra | {"attempt_history": [_plain(a) for a in attempts]}
+        )
     for name, value in _job_dict(job).items():
         if name != "error_traceback":
             click.echo(f"{name:>18}: {_cell(value)}")
+    click.echo(f"{'progress':>18}: {watch_view.job_lines(detail)[1]}")
+    click.echo(f"{'dagster_run_url':>18}: {_cell(detail.dagster_run_url)}")
     if attempts:
         click.echo("\nattempts:")
         columns = ("attempt", "run_id", "started_at", "ended_at", "outcome", "error_message")
@@ -228,14 +297,36 @@ def jobs_show(job_id: str, as_json: bool) -> None:
 
 
 @jobs.command("stats")
+@click.option(
+    "--window-hours", default=24, show_default=True, type=click.IntRange(1, 24 * 90),
+    help="Hours the windowed figures (completed, failed, failure rate, duration) cover.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @reports_errors
-def jobs_stats(as_json: bool) -> None:
-    """Number of jobs in each status."""
-    counts = _ledger(_settings()).status_counts()
+def jobs_stats(window_hours: int, as_json: bool) -> None:
+    """Jobs per status, retries, failure rate, average duration, queue depth by priority,
+    stuck jobs, recent failures and the alerts firing now."""
+    from etl_assets.alerts import Thresholds, current_alerts
+
+    settings = _settings()
+    engine = engine_for(settings)
+    figures = metrics(
+        engine,
+        stuck_after_seconds=settings.stuck_after_seconds,
+        window_seconds=window_hours * 3600,
+        dagster_ui_url=_dagster_ui_url(settings),
+    )
+    alerts = current_alerts(engine, Thresholds.from_settings(settings))
     if as_json:
-        return _echo_json(counts)
-    click.echo(format_table(("status", "jobs"), sorted(counts.items())))
+        return _echo_json(
+            _plain(dataclasses.asdict(figures)) | {"alerts": [a.as_dict() for a in alerts]}
+        )
+    for title, columns, rows in stats_view.sections(figures, alerts):
+        click.echo(f"\n{title}" if title else "")
+        if columns:
+            click.echo(format_table(columns, rows))
+        else:
+            click.echo("\n".join(str(r[0]) for r in rows))
 
 
 # ------------------------------------------------------------------------------ repair
@@ -398,6 +489,85 @@ def enrichment_for(settings: Settings) -> Enrichment:
 
     fx, catalog = api_clients(settings)
     return Enrichment(fx=fx, catalog=catalog, reporting_currency=settings.reporting_currency)
+
+
+# ------------------------------------------------------------------------------ monitoring
+
+
+@main.command()
+@click.option("--job", "job_id", help="Follow this job only; stops when it finishes.")
+@click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.1))
+@click.option("--once", is_flag=True, help="Print one frame and exit.")
+@click.option("--count", type=click.IntRange(1), help="Stop after this many frames.")
+@click.option(
+    "--recent-minutes", default=10, show_default=True, type=click.IntRange(0),
+    help="Also show jobs that changed this recently.",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="One JSON document per frame.")
+@reports_errors
+def watch(
+    job_id: str | None,
+    interval: float,
+    once: bool,
+    count: int | None,
+    recent_minutes: int,
+    as_json: bool,
+) -> None:
+    """Live progress of running jobs: a progress bar, rows done/total, rate and ETA, redrawn
+    every --interval seconds until Ctrl-C (or --once)."""
+    settings = _settings()
+    engine = engine_for(settings)
+    redraw = sys.stdout.isatty() and not as_json and not once
+
+    def draw() -> bool:
+        now = utcnow()
+        if job_id:
+            detail = job_detail(engine, job_id, dagster_ui_url=_dagster_ui_url(settings), now=now)
+            lines = watch_view.job_lines(detail)
+            payload: Any = {"job_id": job_id, "status": detail.job.status,
+                            "progress": dataclasses.asdict(detail.progress)}  # fmt: skip
+            finished = detail.job.status in FINISHED_STATUSES
+        else:
+            overview = uploads(engine, recent_seconds=recent_minutes * 60, now=now)
+            table = format_table(
+                watch_view.FRAME_COLUMNS, watch_view.frame_rows(overview.recent_uploads)
+            )
+            lines = [watch_view.header(overview, now), table]
+            payload = dataclasses.asdict(overview)
+            finished = False
+        if as_json:
+            click.echo(json.dumps(payload, default=str))
+        else:
+            if redraw:
+                click.clear()
+            click.echo("\n".join(lines) + ("" if redraw else "\n"))
+        return finished
+
+    watch_view.Refresher(draw, interval, 1 if once else count).run()
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def doctor(as_json: bool) -> None:
+    """Check configuration, database, migrations, enrichment APIs, the Dagster instance and
+    daemon, stuck jobs and dead letters; say what to fix. Exits 1 if a check FAILs."""
+    from etl_assets.commands.doctor import Status, run_checks, summary
+
+    checks = run_checks()
+    if as_json:
+        _echo_json(summary(checks))
+    else:
+        for check in checks:
+            click.echo(f"{check.status.value:<5} {check.name:<15} {check.detail}")
+            if check.fix and check.status is not Status.OK:
+                click.echo(f"{'':<21}-> {check.fix}")
+    if any(c.status is Status.FAIL for c in checks):
+        sys.exit(1)
+
+
+def _dagster_ui_url(settings: Settings) -> str:
+    """Where run links point: DAGSTER_UI_URL once the ops API's settings are merged."""
+    return str(getattr(settings, "dagster_ui_url", DEFAULT_DAGSTER_UI_URL))
 
 
 # ------------------------------------------------------------------------------ helpers

@@ -96,11 +96,12 @@ def configure_logging(level: str = "INFO") -> None:
     handler.setFormatter(PlatformFormatter())
     handler.addFilter(JobContextFilter())
     root.addHandler(handler)
-    root.setLevel(_level(level))
+    root.setLevel(parse_level(level))
     root.propagate = False  # the run's and the CLI's other handlers would print it twice
 
 
-def _level(name: str) -> int:
+def parse_level(name: str) -> int:
+    """The logging level called `name` (any case); ValueError naming LOG_LEVEL otherwise."""
     level = logging.getLevelName(name.strip().upper())
     if not isinstance(level, int):
         raise ValueError(f"setting LOG_LEVEL={name!r} is not a log level (DEBUG, INFO, ...)")
