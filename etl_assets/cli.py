@@ -24,7 +24,7 @@ from etl_assets.commands import watch as watch_view
 from etl_assets.config import Settings, mask_secret
 from etl_assets.db import engine_for, utcnow
 from etl_assets.errors import PermanentError
-from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger, quarantine
+from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger
 from etl_assets.ledger.errors import LedgerError
 from etl_assets.ledger.models import FINISHED_STATUSES
 from etl_assets.ledger.quarantine import RowStatus
@@ -32,9 +32,12 @@ from etl_assets.logs import configure_logging
 from etl_assets.ops.read_model import (
     DEFAULT_DAGSTER_UI_URL,
     MAX_PAGE,
+    FailedRowFilters,
+    FailedRowSort,
     JobFilters,
     JobSort,
     job_detail,
+    list_failed_rows,
     list_jobs,
     metrics,
     uploads,
@@ -130,13 +133,16 @@ def db_upgrade(revision: str) -> None:
 
 
 @db.command("current")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @reports_errors
-def db_current() -> None:
+def db_current(as_json: bool) -> None:
     """Print the schema revision of the database and of this code."""
     from etl_assets import migrations
 
     engine = engine_for(_settings())
     current, head = migrations.current_revision(engine), migrations.head_revision()
+    if as_json:
+        return _echo_json({"database": current, "code": head, "up_to_date": current == head})
     verdict = "up to date" if current == head else "behind: run `etl db upgrade`"
     click.echo(f"database {current or 'not migrated'}, code {head} ({verdict})")
 
@@ -410,31 +416,51 @@ def failed_rows() -> None:
 
 @failed_rows.command("list")
 @click.option("--job", "job_id", help="Only this job's rows.")
-@click.option("--since", type=click.DateTime(), help="Only rows quarantined since (UTC).")
+@click.option("--dataset", help="Only rows of this dataset's jobs.")
+@click.option("--since", type=click.DateTime(), help="Only rows quarantined at or after (UTC).")
+@click.option("--until", type=click.DateTime(), help="Only rows quarantined before (UTC).")
 @click.option(
     "--status",
     type=click.Choice([s.value for s in RowStatus] + ["all"]),
     default=RowStatus.QUARANTINED.value,
     show_default=True,
 )
-@click.option("--limit", default=200, show_default=True)
+@click.option(
+    "--sort",
+    type=click.Choice([s.value for s in FailedRowSort]),
+    default=FailedRowSort.CREATED_AT_DESC.value,
+    show_default=True,
+    help="By quarantine time or by job (then line); a leading '-' means descending.",
+)
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(1, MAX_PAGE))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @reports_errors
 def failed_rows_list(
-    job_id: str | None, since: dt.datetime | None, status: str, limit: int, as_json: bool
+    job_id: str | None,
+    dataset: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    status: str,
+    sort: str,
+    limit: int,
+    as_json: bool,
 ) -> None:
     """Quarantined rows: id, job, line number, stage, reason, retries, raw values."""
-    rows = quarantine.list_rows(
-        engine_for(_settings()),
+    filters = FailedRowFilters(
         job_id=job_id,
-        since=since.replace(tzinfo=dt.UTC) if since else None,
+        dataset=dataset,
+        created_from=_utc(since),
+        created_to=_utc(until),
         status=None if status == "all" else RowStatus(status),
-        limit=limit,
     )
+    page = list_failed_rows(engine_for(_settings()), filters, sort=sort, limit=limit)
     if as_json:
-        return _echo_json([_plain(r) for r in rows])
+        return _echo_json([_plain(dataclasses.asdict(r)) for r in page.items])
     columns = ("id", "job_id", "row_number", "stage", "status", "retry_count", "reason", "raw_row")
-    click.echo(format_table(columns, ([_cell(r[c]) for c in columns] for r in rows)))
+    rows = ([_cell(getattr(r, c)) for c in columns] for r in page.items)
+    click.echo(format_table(columns, rows))
+    if page.total > len(page.items):
+        click.echo(f"({len(page.items)} of {page.total}; raise --limit to see more)")
 
 
 @failed_rows.command("retry")

@@ -234,3 +234,20 @@ def test_doctor_fails_on_a_bad_setting_or_an_api_that_is_down(
     monkeypatch.delenv("BATCH_SIZE")
     monkeypatch.setenv("LOG_LEVEL", "LOUD")
     assert "LOG_LEVEL='LOUD' is not a log level" in etl.invoke(main, ["doctor"]).output
+
+
+def test_failed_rows_list_filters_by_dataset_and_dates_and_sorts(
+    etl: CliRunner, ids: dict[str, str]
+) -> None:
+    def listed(*args: str) -> list[tuple[str, int]]:
+        rows = run_json(etl, "failed-rows", "list", *args)
+        return [(r["job_id"], r["row_number"]) for r in rows]
+
+    a, c = ids["A"], ids["C"]
+    assert listed() == [(c, 5), (a, 3), (a, 2)]  # newest first
+    assert sorted(listed("--sort", "job_id")) == sorted([(a, 2), (a, 3), (c, 5)])
+    assert listed("--job", a, "--status", "all", "--sort", "created_at") == [(a, 2), (a, 3), (a, 4)]
+    assert listed("--dataset", "invoices") == []
+    cutoff = f"{utcnow() - dt.timedelta(minutes=57, seconds=30):%Y-%m-%d %H:%M:%S}"
+    assert listed("--until", cutoff) == [(a, 2)]
+    assert listed("--since", cutoff) == [(c, 5), (a, 3)]
