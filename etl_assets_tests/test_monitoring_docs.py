@@ -158,3 +158,19 @@ def test_the_queries_return_what_the_ledger_holds(engine: sa.Engine) -> None:
     # Each dialect runs every portable block and its own variant of each of the others.
     topics = sorted({name.removesuffix("_sqlite") for name in sql_blocks()})
     assert sorted(name.removesuffix("_sqlite") for name in ran) == topics
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor of a markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_links_between_the_ops_docs_resolve() -> None:
+    docs = DOC.parent
+    for name in ("monitoring.md", "troubleshooting.md"):
+        text = (docs / name).read_text()
+        for target, fragment in re.findall(r"\]\(([\w\-]*\.md)?#([\w\-]+)\)", text):
+            linked = (docs / (target or name)).read_text()
+            headings = {anchor(h) for h in re.findall(r"^#+ (.+)$", linked, re.MULTILINE)}
+            assert fragment in headings, f"{name}: no heading for {target or name}#{fragment}"
