@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 import sqlalchemy.exc as sa_exc
@@ -26,9 +26,8 @@ from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger, quarantine
 from etl_assets.ledger.errors import LedgerError
 from etl_assets.ledger.quarantine import RowStatus
 from etl_assets.logs import configure_logging
-
-if TYPE_CHECKING:  # imported lazily: they bring dagster and pandas, slow for a CLI
-    from etl_assets.pipeline.row_retry import Enrichment
+from etl_assets.ops import actions
+from etl_assets.ops.cli import api_command
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -265,14 +264,14 @@ def retry(
     if error_type and not all_failed:
         raise click.UsageError("--error-type goes with --all-failed")
     settings = _settings()
-    ledger = _ledger(settings)
-    chosen = settings.retry_priority if priority is None else priority
-    if all_failed:
-        retried = ledger.retry_failed(
-            error_type=ErrorType(error_type) if error_type else None, priority=chosen
-        )
-    else:
-        retried = [ledger.retry(job_id, priority=chosen) for job_id in job_ids]
+    retried = actions.retry_jobs(
+        _ledger(settings),
+        settings,
+        job_ids,
+        all_failed=all_failed,
+        error_type=ErrorType(error_type) if error_type else None,
+        priority=priority,
+    )
     if as_json:
         return _echo_json([_job_dict(job) for job in retried])
     for job in retried:
@@ -289,24 +288,10 @@ def retry(
 @reports_errors
 def cancel(job_id: str) -> None:
     """Cancel a pending or running job; a running job's Dagster run is terminated."""
-    job = _ledger(_settings()).cancel(job_id)
+    cancelled = actions.cancel_job(_ledger(_settings()), job_id)
     click.echo(f"{job_id}: cancelled")
-    if job.run_id:
-        click.echo(_terminate_run(job.run_id))
-
-
-def _terminate_run(run_id: str) -> str:
-    """Ask Dagster to terminate a run; the run also stops by itself at its next heartbeat."""
-    if not os.environ.get("DAGSTER_HOME"):
-        return f"run {run_id}: stops at its next heartbeat (set DAGSTER_HOME to terminate it now)"
-    import dagster as dg
-
-    with dg.DagsterInstance.get() as instance:
-        run = instance.get_run_by_id(run_id)
-        if run is None or run.is_finished:
-            return f"run {run_id}: already ended"
-        instance.run_coordinator.cancel_run(run_id)
-        return f"run {run_id}: termination requested"
+    if cancelled.run_note:
+        click.echo(cancelled.run_note)
 
 
 # ------------------------------------------------------------------------------ failed rows
@@ -362,8 +347,6 @@ def failed_rows_retry(
     row_ids: Sequence[int], job_id: str | None, fixes: Sequence[str], as_json: bool
 ) -> None:
     """Validate and load quarantined ROW_IDS (or a job's) again; those that pass are loaded."""
-    from etl_assets.pipeline.row_retry import retry_rows
-
     if bool(row_ids) == bool(job_id):
         raise click.UsageError("give ROW_IDS or --job (not both)")
     corrections = {}
@@ -373,12 +356,8 @@ def failed_rows_retry(
             raise click.UsageError(f"--set {fix!r}: write COLUMN=VALUE")
         corrections[column.strip().lower()] = value
     settings = _settings()
-    result = retry_rows(
-        _ledger(settings),
-        enrichment_for(settings),
-        row_ids=row_ids or None,
-        job_id=job_id,
-        fixes=corrections,
+    result = actions.retry_failed_rows(
+        _ledger(settings), settings, row_ids=row_ids, job_id=job_id, fixes=corrections
     )
     if as_json:
         return _echo_json(dataclasses.asdict(result))
@@ -389,15 +368,6 @@ def failed_rows_retry(
     )
     for row_id, reason in {**result.still_failing, **result.skipped}.items():
         click.echo(f"  row {row_id}: {reason}")
-
-
-def enrichment_for(settings: Settings) -> Enrichment:
-    """The FX and catalog clients and the reporting currency the settings give."""
-    from etl_assets.pipeline.row_retry import Enrichment
-    from etl_assets.resources.apis import api_clients
-
-    fx, catalog = api_clients(settings)
-    return Enrichment(fx=fx, catalog=catalog, reporting_currency=settings.reporting_currency)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -496,6 +466,8 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
 def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
+
+main.add_command(api_command)  # etl api: the ops HTTP API and dashboard (etl_assets/ops)
 
 if __name__ == "__main__":
     sys.exit(main())
