@@ -303,9 +303,7 @@ class RowRetryRequest(BaseModel):
     fixes: dict[
         Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,63}$")],
         Annotated[str, Field(max_length=1000, pattern=r"^[^\x00]*$")],
-    ] = Field(
-        default_factory=dict, max_length=50, examples=[{"currency": "EUR"}]
-    )
+    ] = Field(default_factory=dict, max_length=50, examples=[{"currency": "EUR"}])
 
 
 class RowRetryResult(BaseModel):
@@ -555,7 +553,7 @@ def _add_failed_row_routes(app: FastAPI) -> None:
         response_model=RowRetryResult,
         tags=["repair"],
         summary="Retry one quarantined row",
-        responses={200: EXAMPLES["row_retry"], **_errors(400, 401, 403, 404, 422, 503)},
+        responses={200: EXAMPLES["row_retry"], **_errors(400, 401, 403, 404, 409, 422, 503)},
     )
     def retry_row(
         request: Request,
@@ -577,6 +575,10 @@ def _add_failed_row_routes(app: FastAPI) -> None:
             raise ApiError(503, "enrichment_unavailable", str(exc)) from None
         except PermanentError as exc:
             raise ApiError(400, "row_retry_failed", str(exc)) from None
+        except FileNotFoundError as exc:
+            raise ApiError(
+                409, "source_missing", f"the job's archived file is gone: {exc}"
+            ) from None
         row = rm.failed_row(engine, row_id)
         status, message = _row_outcome(row_id, result)
         return RowRetryResult(

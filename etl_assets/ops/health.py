@@ -73,8 +73,8 @@ def readiness(
         _check_schema(engine),
         _check_daemon(instance_factory or _default_instance_factory(), now),
     ]
-    stuck, failure = _check_jobs(engine, stuck_after_seconds, now)
-    checks += [stuck, failure]
+    if checks[1].ok:  # without the ledger's tables there are no jobs to look at
+        checks += _check_jobs(engine, stuck_after_seconds, now)
     lost = 0
     reasons = []
     for check in checks:
