@@ -66,7 +66,7 @@ class Thresholds:
     failure_rate: float = 0.10
     pending: int = 500
     stuck_after_seconds: float = 300.0
-    daemon_stale_seconds: float = 180.0
+    daemon_stale_seconds: float = 120.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:

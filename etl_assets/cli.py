@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 import sqlalchemy.exc as sa_exc
@@ -29,8 +29,9 @@ from etl_assets.ledger.errors import LedgerError
 from etl_assets.ledger.models import FINISHED_STATUSES
 from etl_assets.ledger.quarantine import RowStatus
 from etl_assets.logs import configure_logging
+from etl_assets.ops import actions
+from etl_assets.ops.cli import api_command
 from etl_assets.ops.read_model import (
-    DEFAULT_DAGSTER_UI_URL,
     MAX_PAGE,
     FailedRowFilters,
     FailedRowSort,
@@ -42,9 +43,6 @@ from etl_assets.ops.read_model import (
     metrics,
     uploads,
 )
-
-if TYPE_CHECKING:  # imported lazily: they bring dagster and pandas, slow for a CLI
-    from etl_assets.pipeline.row_retry import Enrichment
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -280,7 +278,7 @@ def jobs_show(job_id: str, as_json: bool) -> None:
     ledger = _ledger(settings)
     job = ledger.get(job_id)
     attempts = ledger.attempts(job_id)
-    detail = job_detail(ledger.engine, job_id, dagster_ui_url=_dagster_ui_url(settings))
+    detail = job_detail(ledger.engine, job_id, dagster_ui_url=settings.dagster_ui_url)
     extra = {
         "progress": dataclasses.asdict(detail.progress),
         "dagster_run_url": detail.dagster_run_url,
@@ -320,7 +318,7 @@ def jobs_stats(window_hours: int, as_json: bool) -> None:
         engine,
         stuck_after_seconds=settings.stuck_after_seconds,
         window_seconds=window_hours * 3600,
-        dagster_ui_url=_dagster_ui_url(settings),
+        dagster_ui_url=settings.dagster_ui_url,
     )
     alerts = current_alerts(engine, Thresholds.from_settings(settings))
     if as_json:
@@ -362,14 +360,14 @@ def retry(
     if error_type and not all_failed:
         raise click.UsageError("--error-type goes with --all-failed")
     settings = _settings()
-    ledger = _ledger(settings)
-    chosen = settings.retry_priority if priority is None else priority
-    if all_failed:
-        retried = ledger.retry_failed(
-            error_type=ErrorType(error_type) if error_type else None, priority=chosen
-        )
-    else:
-        retried = [ledger.retry(job_id, priority=chosen) for job_id in job_ids]
+    retried = actions.retry_jobs(
+        _ledger(settings),
+        settings,
+        job_ids,
+        all_failed=all_failed,
+        error_type=ErrorType(error_type) if error_type else None,
+        priority=priority,
+    )
     if as_json:
         return _echo_json([_job_dict(job) for job in retried])
     for job in retried:
@@ -386,24 +384,10 @@ def retry(
 @reports_errors
 def cancel(job_id: str) -> None:
     """Cancel a pending or running job; a running job's Dagster run is terminated."""
-    job = _ledger(_settings()).cancel(job_id)
+    cancelled = actions.cancel_job(_ledger(_settings()), job_id)
     click.echo(f"{job_id}: cancelled")
-    if job.run_id:
-        click.echo(_terminate_run(job.run_id))
-
-
-def _terminate_run(run_id: str) -> str:
-    """Ask Dagster to terminate a run; the run also stops by itself at its next heartbeat."""
-    if not os.environ.get("DAGSTER_HOME"):
-        return f"run {run_id}: stops at its next heartbeat (set DAGSTER_HOME to terminate it now)"
-    import dagster as dg
-
-    with dg.DagsterInstance.get() as instance:
-        run = instance.get_run_by_id(run_id)
-        if run is None or run.is_finished:
-            return f"run {run_id}: already ended"
-        instance.run_coordinator.cancel_run(run_id)
-        return f"run {run_id}: termination requested"
+    if cancelled.run_note:
+        click.echo(cancelled.run_note)
 
 
 # ------------------------------------------------------------------------------ failed rows
@@ -479,8 +463,6 @@ def failed_rows_retry(
     row_ids: Sequence[int], job_id: str | None, fixes: Sequence[str], as_json: bool
 ) -> None:
     """Validate and load quarantined ROW_IDS (or a job's) again; those that pass are loaded."""
-    from etl_assets.pipeline.row_retry import retry_rows
-
     if bool(row_ids) == bool(job_id):
         raise click.UsageError("give ROW_IDS or --job (not both)")
     corrections = {}
@@ -490,12 +472,8 @@ def failed_rows_retry(
             raise click.UsageError(f"--set {fix!r}: write COLUMN=VALUE")
         corrections[column.strip().lower()] = value
     settings = _settings()
-    result = retry_rows(
-        _ledger(settings),
-        enrichment_for(settings),
-        row_ids=row_ids or None,
-        job_id=job_id,
-        fixes=corrections,
+    result = actions.retry_failed_rows(
+        _ledger(settings), settings, row_ids=row_ids, job_id=job_id, fixes=corrections
     )
     if as_json:
         return _echo_json(dataclasses.asdict(result))
@@ -506,15 +484,6 @@ def failed_rows_retry(
     )
     for row_id, reason in {**result.still_failing, **result.skipped}.items():
         click.echo(f"  row {row_id}: {reason}")
-
-
-def enrichment_for(settings: Settings) -> Enrichment:
-    """The FX and catalog clients and the reporting currency the settings give."""
-    from etl_assets.pipeline.row_retry import Enrichment
-    from etl_assets.resources.apis import api_clients
-
-    fx, catalog = api_clients(settings)
-    return Enrichment(fx=fx, catalog=catalog, reporting_currency=settings.reporting_currency)
 
 
 # ------------------------------------------------------------------------------ monitoring
@@ -548,7 +517,7 @@ def watch(
     def draw() -> bool:
         now = utcnow()
         if job_id:
-            detail = job_detail(engine, job_id, dagster_ui_url=_dagster_ui_url(settings), now=now)
+            detail = job_detail(engine, job_id, dagster_ui_url=settings.dagster_ui_url, now=now)
             lines = watch_view.job_lines(detail)
             payload: Any = {"job_id": job_id, "status": detail.job.status,
                             "progress": dataclasses.asdict(detail.progress)}  # fmt: skip
@@ -589,11 +558,6 @@ def doctor(as_json: bool) -> None:
                 click.echo(f"{'':<21}-> {check.fix}")
     if any(c.status is Status.FAIL for c in checks):
         sys.exit(1)
-
-
-def _dagster_ui_url(settings: Settings) -> str:
-    """Where run links point: DAGSTER_UI_URL once the ops API's settings are merged."""
-    return str(getattr(settings, "dagster_ui_url", DEFAULT_DAGSTER_UI_URL))
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -692,6 +656,8 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
 def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
+
+main.add_command(api_command)  # etl api: the ops HTTP API and dashboard (etl_assets/ops)
 
 if __name__ == "__main__":
     sys.exit(main())

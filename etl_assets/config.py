@@ -99,10 +99,22 @@ class Settings:
         500, "Pending jobs in the queue above which an alert fires."
     )
     alert_daemon_stale_seconds: int = _setting(
-        180, "Age of a Dagster daemon's last heartbeat above which an alert fires."
+        120, "Age of a Dagster daemon's last heartbeat above which an alert fires."
     )
     alert_webhook_url: str = _setting(
         "", "URL alerts are POSTed to as JSON (empty: alerts are only logged).", secret=True
+    )
+    ops_api_viewer_tokens: str = _setting(
+        "", "Comma-separated bearer tokens that may read the ops API (`etl api`).", secret=True
+    )
+    ops_api_operator_tokens: str = _setting(
+        "",
+        "Comma-separated bearer tokens that may also retry, cancel and upload through the ops API.",
+        secret=True,
+    )
+    ops_api_max_upload_mb: float = _setting(100.0, "Largest CSV the ops API accepts, in MB.")
+    dagster_ui_url: str = _setting(
+        "http://127.0.0.1:3000", "Base URL of the Dagster UI, for links to a job's runs."
     )
 
     @classmethod

@@ -8,6 +8,7 @@ the few expressions that differ (seconds since the epoch, time buckets) are buil
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from collections.abc import Mapping, Sequence
@@ -198,6 +199,11 @@ def _summary(row: Mapping[Any, Any]) -> JobSummary:
         percent_complete=_percent(row["rows_processed"], row["rows_total"]),
         run_id=row["run_id"],
     )
+
+
+def summarize(job: Job) -> JobSummary:
+    """The list view of a Job read from the ledger."""
+    return _summary({f.name: getattr(job, f.name) for f in dataclasses.fields(job)})
 
 
 def _job_conditions(filters: JobFilters) -> list[sa.ColumnElement[bool]]:
@@ -404,6 +410,7 @@ class FailedRowFilters:
     created_from: dt.datetime | None = None
     created_to: dt.datetime | None = None
     status: RowStatus | None = RowStatus.QUARANTINED
+    row_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -450,6 +457,8 @@ def list_failed_rows(
     descending = key.value.startswith("-")
     q = quarantined_rows.c
     where: list[sa.ColumnElement[bool]] = []
+    if filters.row_id is not None:
+        where.append(q.id == filters.row_id)
     if filters.job_id is not None:
         where.append(q.job_id == filters.job_id)
     if filters.dataset is not None:
@@ -497,6 +506,12 @@ def list_failed_rows(
         for r in rows
     ]
     return FailedRowPage(items, total, limit, offset)
+
+
+def failed_row(engine: Engine, row_id: int) -> FailedRow | None:
+    """One quarantined row, whatever its status; None when no row has this id."""
+    page = list_failed_rows(engine, FailedRowFilters(status=None, row_id=row_id), limit=1)
+    return page.items[0] if page.items else None
 
 
 # ------------------------------------------------------------------------------ metrics
