@@ -8,12 +8,14 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import Platform
 
 from etl_assets.logs import configure_logging, job_logging
 
+REPO = Path(__file__).resolve().parents[1]
 LINE = re.compile(r"^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\] \[(\w+)\] \[([\w.]+)\] (.*)$")
 
 
@@ -104,3 +106,32 @@ def test_the_code_location_honours_log_level_in_a_new_process(tmp_path: object) 
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == str(logging.DEBUG)
+
+
+def test_the_run_event_log_shows_the_platform_lines(
+    platform: Platform, platform_logger: logging.Logger
+) -> None:
+    """With dagster.yaml's `python_logs`, the Dagster UI shows the same lines as stderr."""
+    import dagster as dg
+    import yaml
+
+    from etl_assets.definitions import build_definitions
+    from etl_assets.local_runner import LocalDaemon
+
+    configure_logging("INFO")
+    python_logs = yaml.safe_load((REPO / "dagster.yaml").read_text())["python_logs"]
+    with dg.instance_for_test(overrides={"python_logs": python_logs}) as instance:
+        daemon = LocalDaemon(build_definitions(platform.settings), instance)
+        job = platform.submit("south.csv", rows=20)
+        [result] = daemon.drain()
+        assert result.success
+        messages = [
+            record.user_message
+            for record in instance.all_logs(result.run_id)
+            if record.user_message.startswith(("upload started", "loaded"))
+        ]
+    done = platform.ledger.get(job.job_id)
+    assert messages == [
+        f"upload started: job={job.job_id}, rows=20",
+        f"loaded: job={job.job_id}, created {done.rows_loaded}, quarantined 0, duplicates 0",
+    ]
