@@ -13,6 +13,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from conftest import Platform
 from dagster._daemon.types import DaemonHeartbeat
 from ops_seed import EXPECTED, seed_ledger
 
@@ -20,6 +21,7 @@ from etl_assets.cli import main
 from etl_assets.commands.watch import Refresher, duration, progress_bar
 from etl_assets.db import utcnow
 from etl_assets.reference_api import ReferenceApiServer
+from etl_assets.reference_api.server import Fault
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -251,3 +253,45 @@ def test_failed_rows_list_filters_by_dataset_and_dates_and_sorts(
     cutoff = f"{utcnow() - dt.timedelta(minutes=57, seconds=30):%Y-%m-%d %H:%M:%S}"
     assert listed("--until", cutoff) == [(a, 2)]
     assert listed("--since", cutoff) == [(c, 5), (a, 3)]
+
+
+# ------------------------------------------------------------------------------ end to end
+
+
+def test_an_operator_finds_why_a_job_failed_retries_it_and_sees_it_complete(
+    platform: Platform, api: ReferenceApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's "done when", through the command line only."""
+    for name, value in {
+        "DATABASE_URL": platform.settings.database_url,
+        "DATA_DIR": platform.settings.data_dir,
+        "FX_API_URL": platform.settings.fx_api_url,
+        "CATALOG_API_URL": platform.settings.catalog_api_url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    etl = CliRunner()
+    api.faults.add(Fault("/fx", status=503))  # the FX API is down through every attempt
+    job = platform.submit("outage.csv", rows=30)
+    platform.run_all()
+
+    # The symptom: an alert and a dead letter.
+    stats = run_json(etl, "jobs", "stats")
+    assert {"failure_rate", "retry_exhaustion"} <= {a["rule"] for a in stats["alerts"]}
+    assert "1 failed job(s) wait for an operator" in etl.invoke(main, ["doctor"]).output
+    # Why: the job names the step, the API and the attempts.
+    [failed] = run_json(etl, "jobs", "list", "--status", "failed")
+    assert (failed["job_id"], failed["error_type"]) == (job.job_id, "transient_exhausted")
+    shown = etl.invoke(main, ["jobs", "show", job.job_id]).output
+    assert "attempt 3/3 failed in fx_rates: HTTP 503 from" in shown
+
+    # The API is back: retry, run, and watch the job to its end.
+    api.faults.clear()
+    retried = etl.invoke(main, ["retry", "--all-failed", "--error-type", "transient_exhausted"])
+    assert f"{job.job_id}: pending again" in retried.output
+    platform.run_all()
+    watched = etl.invoke(main, ["watch", "--job", job.job_id, "--interval", "3600"])
+    assert watched.exit_code == 0
+    assert f"{job.job_id}  outage.csv  completed" in watched.output
+    assert "[####################] 100.0%  30/30 rows" in watched.output
+    assert "loaded 30, quarantined 0, duplicates 0" in watched.output
+    assert "retry_exhaustion" not in {a["rule"] for a in run_json(etl, "jobs", "stats")["alerts"]}
