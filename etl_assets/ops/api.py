@@ -172,7 +172,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        code = codes.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail), request)
 
     @app.exception_handler(RequestValidationError)
@@ -445,7 +446,7 @@ def _add_job_routes(app: FastAPI) -> None:
         response_model=JobActionResult,
         tags=["repair"],
         summary="Retry a failed job",
-        responses={200: EXAMPLES["retry"], **_errors(401, 403, 404, 409, 422, 503)},
+        responses={200: EXAMPLES["retry"], **_errors(400, 401, 403, 404, 409, 422, 503)},
     )
     def retry_job(
         request: Request, _role: Operator, job_id: JobIdPath, body: RetryRequest | None = None
@@ -468,7 +469,7 @@ def _add_job_routes(app: FastAPI) -> None:
         response_model=JobActionResult,
         tags=["repair"],
         summary="Cancel a pending or running job",
-        responses={200: EXAMPLES["cancel"], **_errors(401, 403, 404, 409, 422, 503)},
+        responses={200: EXAMPLES["cancel"], **_errors(400, 401, 403, 404, 409, 422, 503)},
     )
     def cancel_job(request: Request, _role: Operator, job_id: JobIdPath) -> JobActionResult:
         """Cancel the job; a running job's Dagster run is asked to terminate (it also stops by
