@@ -549,3 +549,14 @@ def test_docs_api_md_covers_every_endpoint(client: TestClient) -> None:
         if f"`{method.upper()} {path}" not in docs
     ]
     assert missing == []
+
+
+def test_the_access_log_has_request_ids_and_no_query_strings(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="etl_assets.ops.access"):
+        response = client.get(f"/dashboard?token={VIEWER}")
+    [line] = [r.getMessage() for r in caplog.records if r.name == "etl_assets.ops.access"]
+    assert line.startswith("GET /dashboard -> 200 in ")
+    assert response.headers["x-request-id"] in line
+    assert VIEWER not in caplog.text
