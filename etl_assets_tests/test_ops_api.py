@@ -6,17 +6,22 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import requests
 import sqlalchemy as sa
 from click.testing import CliRunner
 from conftest import Platform
 from fastapi.testclient import TestClient
-from ops_seed import C_ERROR, EXPECTED, seed_ledger
+from ops_seed import C_ERROR, EXPECTED, free_port, seed_ledger
 
 from etl_assets.cli import main
 from etl_assets.config import Settings
@@ -560,3 +565,32 @@ def test_the_access_log_has_request_ids_and_no_query_strings(
     assert line.startswith("GET /dashboard -> 200 in ")
     assert response.headers["x-request-id"] in line
     assert VIEWER not in caplog.text
+
+
+def test_etl_api_serves_until_stopped(sqlite_url: str, tmp_path: Path) -> None:
+    """`etl api` as an operator starts it: uvicorn on the port, tokens from the environment."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": sqlite_url,
+        "DATA_DIR": str(tmp_path / "data"),
+        "OPS_API_VIEWER_TOKENS": VIEWER,
+    }
+    command = [sys.executable, "-m", "etl_assets.cli", "api", "--port", str(port)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(600):  # up to a minute on a loaded machine
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        listed = requests.get(f"{base}/v1/jobs", headers=AS_VIEWER, timeout=5)
+        assert listed.json()["total"] == 0
+        assert requests.get(f"{base}/v1/jobs", timeout=5).status_code == 401
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0].decode()
+    assert f"ops API on http://127.0.0.1:{port}/v1" in output
+    assert "GET /v1/jobs -> 401" in output  # the API's own access log
