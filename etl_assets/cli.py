@@ -184,19 +184,9 @@ def submit(
 
 
 def _add_partitions(job_ids: list[str]) -> None:
-    """Add the jobs' partitions now when a Dagster instance is configured (else the dispatch
-    sensor adds them when it claims the jobs)."""
-    if not job_ids or not os.environ.get("DAGSTER_HOME"):
-        return
-    import dagster as dg
-
-    try:
-        with dg.DagsterInstance.get() as instance:
-            instance.add_dynamic_partitions("jobs", job_ids)
-    except Exception as exc:  # noqa: BLE001 - the jobs are in the ledger; this is a nicety
-        click.echo(
-            f"note: partitions not added now ({exc}); the dispatcher will add them", err=True
-        )
+    note = actions.add_partitions(job_ids)
+    if note:
+        click.echo(f"note: {note}", err=True)
 
 
 # ------------------------------------------------------------------------------ jobs

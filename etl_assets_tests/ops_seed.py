@@ -6,6 +6,7 @@ hand in EXPECTED below from the rows written here.
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from typing import Any
 
 import sqlalchemy as sa
@@ -169,3 +170,10 @@ def seed_ledger(engine: sa.Engine, now: dt.datetime) -> dict[str, str]:
             ],
         )
     return ids
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface now, for a server a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

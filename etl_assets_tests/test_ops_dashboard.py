@@ -11,7 +11,6 @@ import dataclasses
 import os
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import uvicorn
-from ops_seed import C_ERROR, seed_ledger
+from ops_seed import C_ERROR, free_port, seed_ledger
 
 from etl_assets.config import Settings
 from etl_assets.db import create_engine, utcnow
@@ -42,12 +41,6 @@ def chromium() -> str:
             pytest.fail(f"CI needs the dashboard test, but {reason}")
         pytest.skip(reason)
     return CHROMIUM
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclasses.dataclass

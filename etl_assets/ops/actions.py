@@ -20,6 +20,21 @@ if TYPE_CHECKING:  # imported lazily: they bring dagster and pandas, slow for a 
     from etl_assets.pipeline.row_retry import Enrichment, RowRetryResult
 
 
+def add_partitions(job_ids: Sequence[str]) -> str | None:
+    """Add the jobs' partitions now when a Dagster instance is configured (else the dispatch
+    sensor adds them when it claims the jobs). Returns a note when that could not be done."""
+    if not job_ids or not os.environ.get("DAGSTER_HOME"):
+        return None
+    import dagster as dg
+
+    try:
+        with dg.DagsterInstance.get() as instance:
+            instance.add_dynamic_partitions("jobs", list(job_ids))
+    except Exception as exc:  # noqa: BLE001 - the jobs are in the ledger; this is a nicety
+        return f"partitions not added now ({exc}); the dispatcher will add them"
+    return None
+
+
 def retry_jobs(
     ledger: Ledger,
     settings: Settings,

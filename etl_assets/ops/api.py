@@ -20,6 +20,7 @@ import hmac
 import logging
 import re
 import tempfile
+import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from importlib import resources
@@ -46,6 +47,7 @@ from etl_assets.ops import read_model as rm
 from etl_assets.ops.examples import EXAMPLES
 
 logger = logging.getLogger(__name__)
+access_log = logging.getLogger("etl_assets.ops.access")
 
 JOB_ID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"  # a ULID, as the ledger makes them
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -114,9 +116,14 @@ READ_ERRORS = _errors(401, 403, 422, 503)
 
 
 class RequestIdMiddleware:
-    """Give every request an id (the `X-Request-ID` response header), refuse uploads larger
-    than the limit before reading them, and turn any unhandled exception into a generic 500
-    that names the request id; the traceback goes to the server log only."""
+    """Give every request an id (the `X-Request-ID` response header) and an access-log line,
+    refuse uploads larger than the limit before reading them, and turn any unhandled
+    exception into a generic 500 that names the request id; the traceback goes to the server
+    log only.
+
+    The access log leaves out query strings: the dashboard's `?token=` must not end up in it
+    (uvicorn's own access log, which would print it, is turned off by `etl api`).
+    """
 
     def __init__(self, app: Any, max_upload_bytes: int) -> None:
         self.app = app
@@ -129,12 +136,21 @@ class RequestIdMiddleware:
         rid = uuid.uuid4().hex[:16]
         scope.setdefault("state", {})["request_id"] = rid
         started = False
+        began = time.perf_counter()
 
         async def send_with_id(message: MutableMapping[str, Any]) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                access_log.info(
+                    "%s %s -> %s in %.0f ms (request id %s)",
+                    scope["method"],
+                    scope["path"],
+                    message["status"],
+                    (time.perf_counter() - began) * 1000,
+                    rid,
+                )
             await send(message)
 
         if self._too_large(scope):
@@ -172,7 +188,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        code = codes.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail), request)
 
     @app.exception_handler(RequestValidationError)
@@ -428,6 +445,10 @@ def _add_job_routes(app: FastAPI) -> None:
                 priority=priority,
             )
         job = published.job
+        if published.created:
+            note = actions.add_partitions([job.job_id])
+            if note:
+                logger.warning("job=%s: %s", job.job_id, note)
         message = (
             f"job {job.job_id} created from {job.source_name}"
             if published.created
@@ -445,7 +466,7 @@ def _add_job_routes(app: FastAPI) -> None:
         response_model=JobActionResult,
         tags=["repair"],
         summary="Retry a failed job",
-        responses={200: EXAMPLES["retry"], **_errors(401, 403, 404, 409, 422, 503)},
+        responses={200: EXAMPLES["retry"], **_errors(400, 401, 403, 404, 409, 422, 503)},
     )
     def retry_job(
         request: Request, _role: Operator, job_id: JobIdPath, body: RetryRequest | None = None
@@ -468,7 +489,7 @@ def _add_job_routes(app: FastAPI) -> None:
         response_model=JobActionResult,
         tags=["repair"],
         summary="Cancel a pending or running job",
-        responses={200: EXAMPLES["cancel"], **_errors(401, 403, 404, 409, 422, 503)},
+        responses={200: EXAMPLES["cancel"], **_errors(400, 401, 403, 404, 409, 422, 503)},
     )
     def cancel_job(request: Request, _role: Operator, job_id: JobIdPath) -> JobActionResult:
         """Cancel the job; a running job's Dagster run is asked to terminate (it also stops by

@@ -40,4 +40,6 @@ def api_command(host: str, port: int, insecure_no_auth: bool) -> None:
         )
     app = create_app(settings, insecure_no_auth=insecure_no_auth)
     click.echo(f"ops API on http://{host}:{port}/v1, dashboard on http://{host}:{port}/dashboard")
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
+    # The API logs each request itself (etl_assets.ops.access), without query strings:
+    # uvicorn's access log would print the dashboard's ?token=.
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), access_log=False)

@@ -230,12 +230,13 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "score": 90,
             "checks": [
                 {"name": "database", "ok": True, "detail": "the database answers"},
-                {"name": "schema", "ok": True, "detail": "schema at 0004"},
+                {"name": "schema", "ok": True, "detail": "schema at 0002"},
                 {"name": "daemon", "ok": None, "detail": "not checked: DAGSTER_HOME is not set"},
                 {
                     "name": "stuck_jobs",
                     "ok": False,
                     "detail": "1 processing job(s) without a heartbeat for 300 s",
+                    "points_lost": 10,
                 },
                 {
                     "name": "failure_rate",

@@ -9,6 +9,7 @@ not make the platform unready, but they lower its score and say why.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -35,11 +36,13 @@ MAX_STUCK_PENALTY = 30
 
 @dataclass(frozen=True)
 class Check:
-    """One readiness check. `ok` None means it was not run (not configured)."""
+    """One readiness check. `ok` None means it was not run (not configured); `points_lost`
+    is what it takes off the score."""
 
     name: str
     ok: bool | None
     detail: str
+    points_lost: int = 0
 
 
 @dataclass(frozen=True)
@@ -75,21 +78,10 @@ def readiness(
     ]
     if checks[1].ok:  # without the ledger's tables there are no jobs to look at
         checks += _check_jobs(engine, stuck_after_seconds, now)
-    lost = 0
-    reasons = []
-    for check in checks:
-        if check.ok is False:
-            lost += _penalty(check)
-            reasons.append(check.detail)
+    lost = sum(c.points_lost for c in checks)
+    reasons = [c.detail for c in checks if c.ok is False]
     ready = all(c.ok is not False for c in checks if c.name in ("database", "schema", "daemon"))
     return Health(ready, max(0, 100 - lost), checks, reasons)
-
-
-def _penalty(check: Check) -> int:
-    if check.name == "stuck_jobs":
-        count = int(check.detail.split()[0])
-        return min(PENALTY["stuck_jobs"] * count, MAX_STUCK_PENALTY)
-    return PENALTY.get(check.name, 0)
 
 
 def _check_database(engine: Engine) -> Check:
@@ -110,12 +102,14 @@ def _check_schema(engine: Engine) -> Check:
         current, head = migrations.current_revision(engine), migrations.head_revision()
     except sa.exc.SQLAlchemyError as exc:
         logger.warning("readiness: cannot read the schema revision: %s", exc)
-        return Check("schema", False, "cannot read the schema revision: run `etl db upgrade`")
+        detail = "cannot read the schema revision: run `etl db upgrade`"
+        return Check("schema", False, detail, PENALTY["schema"])
     if current != head:
         return Check(
             "schema",
             False,
             f"schema at {current or 'nothing'}, this code needs {head}: run `etl db upgrade`",
+            PENALTY["schema"],
         )
     return Check("schema", True, f"schema at {head}")
 
@@ -123,9 +117,16 @@ def _check_schema(engine: Engine) -> Check:
 def _default_instance_factory() -> InstanceFactory | None:
     if not os.environ.get("DAGSTER_HOME"):
         return None
+    return _shared_instance
+
+
+@functools.cache
+def _shared_instance() -> Any:
+    """DAGSTER_HOME's instance, opened once per process: each readiness check reuses it
+    instead of opening new storage connections."""
     import dagster as dg
 
-    return dg.DagsterInstance.get
+    return dg.DagsterInstance.get()
 
 
 def _check_daemon(factory: InstanceFactory | None, now: dt.datetime) -> Check:
@@ -137,7 +138,8 @@ def _check_daemon(factory: InstanceFactory | None, now: dt.datetime) -> Check:
         beats = instance.get_daemon_heartbeats()
     except Exception as exc:  # noqa: BLE001 - any failure to read the instance is "not ready"
         logger.warning("readiness: cannot read the Dagster instance: %s", exc)
-        return Check("daemon", False, "cannot read the Dagster instance (see the API's log)")
+        detail = "cannot read the Dagster instance (see the API's log)"
+        return Check("daemon", False, detail, PENALTY["daemon"])
     stale = []
     for daemon in required:
         beat = beats.get(daemon)
@@ -150,6 +152,7 @@ def _check_daemon(factory: InstanceFactory | None, now: dt.datetime) -> Check:
             False,
             f"no fresh dagster-daemon heartbeat for: {', '.join(stale)}; "
             "is `dagster-daemon run` up?",
+            PENALTY["daemon"],
         )
     return Check("daemon", True, f"{len(required)} daemons sent a heartbeat lately")
 
@@ -174,6 +177,7 @@ def _check_jobs(engine: Engine, stuck_after_seconds: int, now: dt.datetime) -> t
         "stuck_jobs",
         stuck_count == 0,
         f"{stuck_count} processing job(s) without a heartbeat for {stuck_after_seconds} s",
+        min(PENALTY["stuck_jobs"] * stuck_count, MAX_STUCK_PENALTY),
     )
     failed, done = counts.get("failed", 0), counts.get("completed", 0)
     rate = failed / (failed + done) if failed + done else 0.0
@@ -182,5 +186,6 @@ def _check_jobs(engine: Engine, stuck_after_seconds: int, now: dt.datetime) -> t
         rate <= FAILURE_RATE_THRESHOLD,
         f"{rate:.0%} of the jobs that finished in the last hour failed "
         f"({failed} of {failed + done}; alert above {FAILURE_RATE_THRESHOLD:.0%})",
+        PENALTY["failure_rate"] if rate > FAILURE_RATE_THRESHOLD else 0,
     )
     return stuck, failure
