@@ -7,7 +7,10 @@ setup(
     version="0.1.0",
     description="A Dagster asset-based ETL platform: CSV files in, jobs ledger, warehouse out.",
     packages=find_packages(exclude=["etl_assets_tests*"]),
-    package_data={"etl_assets": ["migrations/*.py", "migrations/versions/*.py", "py.typed"]},
+    package_data={
+        "etl_assets": ["migrations/*.py", "migrations/versions/*.py", "py.typed"],
+        "etl_assets.ops": ["static/*.html"],  # the ops dashboard page
+    },
     python_requires=">=3.11,<3.14",
     install_requires=[
         # The registry here has dagster 1.13.29 but no dagster-webserver above 1.13.27:
@@ -30,6 +33,11 @@ setup(
         "requests>=2.31,<3",  # FX and catalog API clients
         # PostgreSQL driver: COPY via copy_expert; dagster-postgres uses it too.
         "psycopg2-binary>=2.9,<3",
+        # The ops API (`etl api`): FastAPI on the starlette/uvicorn/pydantic Dagster brings,
+        # for its OpenAPI description and validation; python-multipart parses CSV uploads.
+        "fastapi>=0.115,<0.170",
+        "python-multipart>=0.0.9,<0.1",
+        "uvicorn>=0.30,<1",
     ],
     extras_require={
         "dev": [
@@ -39,6 +47,8 @@ setup(
             "mypy>=1.10,<2",
             "types-requests",
             "types-PyYAML",
+            "httpx>=0.27,<0.29",  # FastAPI's TestClient for the ops API tests
+            "schemathesis==4.32.5",  # property-based run over the ops API's OpenAPI description
         ],
     },
     entry_points={"console_scripts": ["etl=etl_assets.cli:main"]},

@@ -15,21 +15,35 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 import sqlalchemy.exc as sa_exc
 
+from etl_assets.commands import stats as stats_view
+from etl_assets.commands import watch as watch_view
 from etl_assets.config import Settings, mask_secret
-from etl_assets.db import engine_for
+from etl_assets.db import engine_for, utcnow
 from etl_assets.errors import PermanentError
-from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger, quarantine
+from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger
 from etl_assets.ledger.errors import LedgerError
+from etl_assets.ledger.models import FINISHED_STATUSES
 from etl_assets.ledger.quarantine import RowStatus
 from etl_assets.logs import configure_logging
-
-if TYPE_CHECKING:  # imported lazily: they bring dagster and pandas, slow for a CLI
-    from etl_assets.pipeline.row_retry import Enrichment
+from etl_assets.ops import actions
+from etl_assets.ops.cli import api_command
+from etl_assets.ops.read_model import (
+    MAX_PAGE,
+    FailedRowFilters,
+    FailedRowSort,
+    JobFilters,
+    JobSort,
+    job_detail,
+    list_failed_rows,
+    list_jobs,
+    metrics,
+    uploads,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,7 +101,10 @@ def reports_errors(command: F) -> F:
 @click.group()
 def main() -> None:
     """Operate the ETL job platform: submit CSV files, inspect and repair jobs."""
-    configure_logging(_settings().log_level)
+    try:
+        configure_logging(_settings().log_level)
+    except ValueError:  # a bad setting: the command reports it (`etl doctor` names it)
+        configure_logging("INFO")
 
 
 # ------------------------------------------------------------------------------ db
@@ -115,13 +132,16 @@ def db_upgrade(revision: str) -> None:
 
 
 @db.command("current")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @reports_errors
-def db_current() -> None:
+def db_current(as_json: bool) -> None:
     """Print the schema revision of the database and of this code."""
     from etl_assets import migrations
 
     engine = engine_for(_settings())
     current, head = migrations.current_revision(engine), migrations.head_revision()
+    if as_json:
+        return _echo_json({"database": current, "code": head, "up_to_date": current == head})
     verdict = "up to date" if current == head else "behind: run `etl db upgrade`"
     click.echo(f"database {current or 'not migrated'}, code {head} ({verdict})")
 
@@ -165,19 +185,9 @@ def submit(
 
 
 def _add_partitions(job_ids: list[str]) -> None:
-    """Add the jobs' partitions now when a Dagster instance is configured (else the dispatch
-    sensor adds them when it claims the jobs)."""
-    if not job_ids or not os.environ.get("DAGSTER_HOME"):
-        return
-    import dagster as dg
-
-    try:
-        with dg.DagsterInstance.get() as instance:
-            instance.add_dynamic_partitions("jobs", job_ids)
-    except Exception as exc:  # noqa: BLE001 - the jobs are in the ledger; this is a nicety
-        click.echo(
-            f"note: partitions not added now ({exc}); the dispatcher will add them", err=True
-        )
+    note = actions.add_partitions(job_ids)
+    if note:
+        click.echo(f"note: {note}", err=True)
 
 
 # ------------------------------------------------------------------------------ jobs
@@ -189,21 +199,64 @@ def jobs() -> None:
 
 
 @jobs.command("list")
-@click.option("--status", type=click.Choice([s.value for s in JobStatus]))
-@click.option("--dataset")
-@click.option("--limit", default=50, show_default=True)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([s.value for s in JobStatus]),
+    help="Only jobs in this status (repeatable).",
+)
+@click.option("--dataset", help="Only jobs of this dataset.")
+@click.option("--since", type=click.DateTime(), help="Only jobs created at or after (UTC).")
+@click.option("--until", type=click.DateTime(), help="Only jobs created before (UTC).")
+@click.option(
+    "--error-type",
+    type=click.Choice([e.value for e in ErrorType]),
+    help="Only jobs whose last error was of this type.",
+)
+@click.option(
+    "--sort",
+    type=click.Choice([s.value for s in JobSort]),
+    default=JobSort.CREATED_AT_DESC.value,
+    show_default=True,
+    help="Order; a leading '-' means descending.",
+)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, MAX_PAGE))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @reports_errors
-def jobs_list(status: str | None, dataset: str | None, limit: int, as_json: bool) -> None:
-    """Jobs, newest first."""
-    found = _ledger(_settings()).list_jobs(
-        status=JobStatus(status) if status else None, dataset=dataset, limit=limit
+def jobs_list(
+    statuses: Sequence[str],
+    dataset: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    error_type: str | None,
+    sort: str,
+    limit: int,
+    offset: int,
+    as_json: bool,
+) -> None:
+    """Jobs, newest first unless --sort says otherwise, filtered by status, dataset, creation
+    date and error type."""
+    filters = JobFilters(
+        statuses=[JobStatus(s) for s in statuses],
+        dataset=dataset,
+        created_from=_utc(since),
+        created_to=_utc(until),
+        error_type=ErrorType(error_type) if error_type else None,
     )
+    page = list_jobs(engine_for(_settings()), filters, sort=sort, limit=limit, offset=offset)
     if as_json:
-        return _echo_json([_job_dict(job) for job in found])
-    click.echo(
-        format_table(JOB_COLUMNS, ([_cell(getattr(j, c)) for c in JOB_COLUMNS] for j in found))
-    )
+        return _echo_json([_plain(dataclasses.asdict(job)) for job in page.items])
+    rows = ([_cell(getattr(j, c)) for c in JOB_COLUMNS] for j in page.items)
+    click.echo(format_table(JOB_COLUMNS, rows))
+    if page.total > offset + len(page.items):
+        click.echo(f"({len(page.items)} of {page.total}; see more with --offset/--limit)")
+
+
+def _utc(moment: dt.datetime | None) -> dt.datetime | None:
+    """A date typed on the command line, read as UTC."""
+    return moment.replace(tzinfo=dt.UTC) if moment is not None else None
 
 
 @jobs.command("show")
@@ -212,14 +265,24 @@ def jobs_list(status: str | None, dataset: str | None, limit: int, as_json: bool
 @reports_errors
 def jobs_show(job_id: str, as_json: bool) -> None:
     """Everything the ledger knows about JOB_ID, with its attempts."""
-    ledger = _ledger(_settings())
+    settings = _settings()
+    ledger = _ledger(settings)
     job = ledger.get(job_id)
     attempts = ledger.attempts(job_id)
+    detail = job_detail(ledger.engine, job_id, dagster_ui_url=settings.dagster_ui_url)
+    extra = {
+        "progress": dataclasses.asdict(detail.progress),
+        "dagster_run_url": detail.dagster_run_url,
+    }
     if as_json:
-        return _echo_json(_job_dict(job) | {"attempt_history": [_plain(a) for a in attempts]})
+        return _echo_json(
+            _job_dict(job) | extra | {"attempt_history": [_plain(a) for a in attempts]}
+        )
     for name, value in _job_dict(job).items():
         if name != "error_traceback":
             click.echo(f"{name:>18}: {_cell(value)}")
+    click.echo(f"{'progress':>18}: {watch_view.job_lines(detail)[1]}")
+    click.echo(f"{'dagster_run_url':>18}: {_cell(detail.dagster_run_url)}")
     if attempts:
         click.echo("\nattempts:")
         columns = (
@@ -237,14 +300,36 @@ def jobs_show(job_id: str, as_json: bool) -> None:
 
 
 @jobs.command("stats")
+@click.option(
+    "--window-hours", default=24, show_default=True, type=click.IntRange(1, 24 * 90),
+    help="Hours the windowed figures (completed, failed, failure rate, duration) cover.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @reports_errors
-def jobs_stats(as_json: bool) -> None:
-    """Number of jobs in each status."""
-    counts = _ledger(_settings()).status_counts()
+def jobs_stats(window_hours: int, as_json: bool) -> None:
+    """Jobs per status, retries, failure rate, average duration, queue depth by priority,
+    stuck jobs, recent failures and the alerts firing now."""
+    from etl_assets.alerts import Thresholds, current_alerts
+
+    settings = _settings()
+    engine = engine_for(settings)
+    figures = metrics(
+        engine,
+        stuck_after_seconds=settings.stuck_after_seconds,
+        window_seconds=window_hours * 3600,
+        dagster_ui_url=settings.dagster_ui_url,
+    )
+    alerts = current_alerts(engine, Thresholds.from_settings(settings))
     if as_json:
-        return _echo_json(counts)
-    click.echo(format_table(("status", "jobs"), sorted(counts.items())))
+        return _echo_json(
+            _plain(dataclasses.asdict(figures)) | {"alerts": [a.as_dict() for a in alerts]}
+        )
+    for title, columns, rows in stats_view.sections(figures, alerts):
+        click.echo(f"\n{title}" if title else "")
+        if columns:
+            click.echo(format_table(columns, rows))
+        else:
+            click.echo("\n".join(str(r[0]) for r in rows))
 
 
 # ------------------------------------------------------------------------------ repair
@@ -274,14 +359,14 @@ def retry(
     if error_type and not all_failed:
         raise click.UsageError("--error-type goes with --all-failed")
     settings = _settings()
-    ledger = _ledger(settings)
-    chosen = settings.retry_priority if priority is None else priority
-    if all_failed:
-        retried = ledger.retry_failed(
-            error_type=ErrorType(error_type) if error_type else None, priority=chosen
-        )
-    else:
-        retried = [ledger.retry(job_id, priority=chosen) for job_id in job_ids]
+    retried = actions.retry_jobs(
+        _ledger(settings),
+        settings,
+        job_ids,
+        all_failed=all_failed,
+        error_type=ErrorType(error_type) if error_type else None,
+        priority=priority,
+    )
     if as_json:
         return _echo_json([_job_dict(job) for job in retried])
     for job in retried:
@@ -298,24 +383,10 @@ def retry(
 @reports_errors
 def cancel(job_id: str) -> None:
     """Cancel a pending or running job; a running job's Dagster run is terminated."""
-    job = _ledger(_settings()).cancel(job_id)
+    cancelled = actions.cancel_job(_ledger(_settings()), job_id)
     click.echo(f"{job_id}: cancelled")
-    if job.run_id:
-        click.echo(_terminate_run(job.run_id))
-
-
-def _terminate_run(run_id: str) -> str:
-    """Ask Dagster to terminate a run; the run also stops by itself at its next heartbeat."""
-    if not os.environ.get("DAGSTER_HOME"):
-        return f"run {run_id}: stops at its next heartbeat (set DAGSTER_HOME to terminate it now)"
-    import dagster as dg
-
-    with dg.DagsterInstance.get() as instance:
-        run = instance.get_run_by_id(run_id)
-        if run is None or run.is_finished:
-            return f"run {run_id}: already ended"
-        instance.run_coordinator.cancel_run(run_id)
-        return f"run {run_id}: termination requested"
+    if cancelled.run_note:
+        click.echo(cancelled.run_note)
 
 
 # ------------------------------------------------------------------------------ failed rows
@@ -328,31 +399,51 @@ def failed_rows() -> None:
 
 @failed_rows.command("list")
 @click.option("--job", "job_id", help="Only this job's rows.")
-@click.option("--since", type=click.DateTime(), help="Only rows quarantined since (UTC).")
+@click.option("--dataset", help="Only rows of this dataset's jobs.")
+@click.option("--since", type=click.DateTime(), help="Only rows quarantined at or after (UTC).")
+@click.option("--until", type=click.DateTime(), help="Only rows quarantined before (UTC).")
 @click.option(
     "--status",
     type=click.Choice([s.value for s in RowStatus] + ["all"]),
     default=RowStatus.QUARANTINED.value,
     show_default=True,
 )
-@click.option("--limit", default=200, show_default=True)
+@click.option(
+    "--sort",
+    type=click.Choice([s.value for s in FailedRowSort]),
+    default=FailedRowSort.CREATED_AT_DESC.value,
+    show_default=True,
+    help="By quarantine time or by job (then line); a leading '-' means descending.",
+)
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(1, MAX_PAGE))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @reports_errors
 def failed_rows_list(
-    job_id: str | None, since: dt.datetime | None, status: str, limit: int, as_json: bool
+    job_id: str | None,
+    dataset: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    status: str,
+    sort: str,
+    limit: int,
+    as_json: bool,
 ) -> None:
     """Quarantined rows: id, job, line number, stage, reason, retries, raw values."""
-    rows = quarantine.list_rows(
-        engine_for(_settings()),
+    filters = FailedRowFilters(
         job_id=job_id,
-        since=since.replace(tzinfo=dt.UTC) if since else None,
+        dataset=dataset,
+        created_from=_utc(since),
+        created_to=_utc(until),
         status=None if status == "all" else RowStatus(status),
-        limit=limit,
     )
+    page = list_failed_rows(engine_for(_settings()), filters, sort=sort, limit=limit)
     if as_json:
-        return _echo_json([_plain(r) for r in rows])
+        return _echo_json([_plain(dataclasses.asdict(r)) for r in page.items])
     columns = ("id", "job_id", "row_number", "stage", "status", "retry_count", "reason", "raw_row")
-    click.echo(format_table(columns, ([_cell(r[c]) for c in columns] for r in rows)))
+    rows = ([_cell(getattr(r, c)) for c in columns] for r in page.items)
+    click.echo(format_table(columns, rows))
+    if page.total > len(page.items):
+        click.echo(f"({len(page.items)} of {page.total}; raise --limit to see more)")
 
 
 @failed_rows.command("retry")
@@ -371,8 +462,6 @@ def failed_rows_retry(
     row_ids: Sequence[int], job_id: str | None, fixes: Sequence[str], as_json: bool
 ) -> None:
     """Validate and load quarantined ROW_IDS (or a job's) again; those that pass are loaded."""
-    from etl_assets.pipeline.row_retry import retry_rows
-
     if bool(row_ids) == bool(job_id):
         raise click.UsageError("give ROW_IDS or --job (not both)")
     corrections = {}
@@ -382,12 +471,8 @@ def failed_rows_retry(
             raise click.UsageError(f"--set {fix!r}: write COLUMN=VALUE")
         corrections[column.strip().lower()] = value
     settings = _settings()
-    result = retry_rows(
-        _ledger(settings),
-        enrichment_for(settings),
-        row_ids=row_ids or None,
-        job_id=job_id,
-        fixes=corrections,
+    result = actions.retry_failed_rows(
+        _ledger(settings), settings, row_ids=row_ids, job_id=job_id, fixes=corrections
     )
     if as_json:
         return _echo_json(dataclasses.asdict(result))
@@ -400,13 +485,78 @@ def failed_rows_retry(
         click.echo(f"  row {row_id}: {reason}")
 
 
-def enrichment_for(settings: Settings) -> Enrichment:
-    """The FX and catalog clients and the reporting currency the settings give."""
-    from etl_assets.pipeline.row_retry import Enrichment
-    from etl_assets.resources.apis import api_clients
+# ------------------------------------------------------------------------------ monitoring
 
-    fx, catalog = api_clients(settings)
-    return Enrichment(fx=fx, catalog=catalog, reporting_currency=settings.reporting_currency)
+
+@main.command()
+@click.option("--job", "job_id", help="Follow this job only; stops when it finishes.")
+@click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.1))
+@click.option("--once", is_flag=True, help="Print one frame and exit.")
+@click.option("--count", type=click.IntRange(1), help="Stop after this many frames.")
+@click.option(
+    "--recent-minutes", default=10, show_default=True, type=click.IntRange(0),
+    help="Also show jobs that changed this recently.",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="One JSON document per frame.")
+@reports_errors
+def watch(
+    job_id: str | None,
+    interval: float,
+    once: bool,
+    count: int | None,
+    recent_minutes: int,
+    as_json: bool,
+) -> None:
+    """Live progress of running jobs: a progress bar, rows done/total, rate and ETA, redrawn
+    every --interval seconds until Ctrl-C (or --once)."""
+    settings = _settings()
+    engine = engine_for(settings)
+    redraw = sys.stdout.isatty() and not as_json and not once
+
+    def draw() -> bool:
+        now = utcnow()
+        if job_id:
+            detail = job_detail(engine, job_id, dagster_ui_url=settings.dagster_ui_url, now=now)
+            lines = watch_view.job_lines(detail)
+            payload: Any = {"job_id": job_id, "status": detail.job.status,
+                            "progress": dataclasses.asdict(detail.progress)}  # fmt: skip
+            finished = detail.job.status in FINISHED_STATUSES
+        else:
+            overview = uploads(engine, recent_seconds=recent_minutes * 60, now=now)
+            table = format_table(
+                watch_view.FRAME_COLUMNS, watch_view.frame_rows(overview.recent_uploads)
+            )
+            lines = [watch_view.header(overview, now), table]
+            payload = dataclasses.asdict(overview)
+            finished = False
+        if as_json:
+            click.echo(json.dumps(payload, default=str))
+        else:
+            if redraw:
+                click.clear()
+            click.echo("\n".join(lines) + ("" if redraw else "\n"))
+        return finished
+
+    watch_view.Refresher(draw, interval, 1 if once else count).run()
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def doctor(as_json: bool) -> None:
+    """Check configuration, database, migrations, enrichment APIs, the Dagster instance and
+    daemon, stuck jobs and dead letters; say what to fix. Exits 1 if a check FAILs."""
+    from etl_assets.commands.doctor import Status, run_checks, summary
+
+    checks = run_checks()
+    if as_json:
+        _echo_json(summary(checks))
+    else:
+        for check in checks:
+            click.echo(f"{check.status.value:<5} {check.name:<15} {check.detail}")
+            if check.fix and check.status is not Status.OK:
+                click.echo(f"{'':<21}-> {check.fix}")
+    if any(c.status is Status.FAIL for c in checks):
+        sys.exit(1)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -577,6 +727,8 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
 def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
+
+main.add_command(api_command)  # etl api: the ops HTTP API and dashboard (etl_assets/ops)
 
 if __name__ == "__main__":
     sys.exit(main())

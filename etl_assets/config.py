@@ -91,6 +91,31 @@ class Settings:
     celery_result_backend: str = _setting("rpc://", "Result backend of the Celery run workers.")
     celery_queue: str = _setting("dagster", "Celery queue runs are sent to and workers listen on.")
     log_level: str = _setting("INFO", "Log level of the platform's own loggers.")
+    alert_interval_seconds: int = _setting(60, "Seconds between alerts sensor ticks.")
+    alert_failure_rate: float = _setting(
+        0.10, "Share of jobs finished in the last hour that failed above which an alert fires."
+    )
+    alert_pending_threshold: int = _setting(
+        500, "Pending jobs in the queue above which an alert fires."
+    )
+    alert_daemon_stale_seconds: int = _setting(
+        120, "Age of a Dagster daemon's last heartbeat above which an alert fires."
+    )
+    alert_webhook_url: str = _setting(
+        "", "URL alerts are POSTed to as JSON (empty: alerts are only logged).", secret=True
+    )
+    ops_api_viewer_tokens: str = _setting(
+        "", "Comma-separated bearer tokens that may read the ops API (`etl api`).", secret=True
+    )
+    ops_api_operator_tokens: str = _setting(
+        "",
+        "Comma-separated bearer tokens that may also retry, cancel and upload through the ops API.",
+        secret=True,
+    )
+    ops_api_max_upload_mb: float = _setting(100.0, "Largest CSV the ops API accepts, in MB.")
+    dagster_ui_url: str = _setting(
+        "http://127.0.0.1:3000", "Base URL of the Dagster UI, for links to a job's runs."
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -6,11 +6,13 @@ import dagster as dg
 
 from etl_assets.assets import SALES_ASSETS, build_etl_job
 from etl_assets.config import Settings, secret_source
+from etl_assets.logs import configure_logging
 from etl_assets.resources.apis import api_clients
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
 from etl_assets.resources.staging import JobStagingIOManager, StagingResource
 from etl_assets.retries import Backoff
+from etl_assets.sensors.alerts import build_alerts_sensor
 from etl_assets.sensors.dispatch import build_dispatch_sensor
 from etl_assets.sensors.inbox import build_inbox_sensor
 from etl_assets.sensors.reaper import build_reaper_sensor
@@ -65,9 +67,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             build_reaper_sensor(
                 settings.stuck_after_seconds, settings.reaper_interval_seconds, backoff
             ),
+            build_alerts_sensor(settings),
         ],
         resources=build_resources(settings),
     )
 
 
-defs = build_definitions(Settings.from_env())
+_settings = Settings.from_env()
+configure_logging(_settings.log_level)  # in the code server and in every run process
+defs = build_definitions(_settings)

@@ -33,6 +33,7 @@ from etl_assets.db import utcnow
 from etl_assets.errors import ClassifiedError, classify
 from etl_assets.ledger import ErrorType, Job, Ledger
 from etl_assets.ledger.errors import IllegalTransition, JobNotFound, JobNotOwned
+from etl_assets.logs import job_logging
 from etl_assets.retries import Backoff
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,23 @@ def job_step(
     log: logging.Logger | None = None,
 ) -> Iterator[JobStep]:
     """Run one step of `run_id` on `job_id`, keeping the ledger true (see the module doc)."""
-    log = log or logger
+    # job_logging: every platform log line of the step names the job
+    with (
+        job_logging(job_id),
+        _job_step(ledger, job_id, run_id, step, policy, log or logger) as body,
+    ):
+        yield body
+
+
+@contextmanager
+def _job_step(
+    ledger: Ledger,
+    job_id: str,
+    run_id: str,
+    step: str,
+    policy: StepPolicy,
+    log: logging.Logger,
+) -> Iterator[JobStep]:
     try:
         job = ledger.begin_run(job_id, run_id, worker=worker_identity())
     except (IllegalTransition, JobNotFound) as exc:

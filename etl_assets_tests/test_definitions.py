@@ -17,6 +17,7 @@ def test_the_module_level_definitions_load() -> None:
         "dispatch_sensor",
         "job_run_failure_sensor",
         "reaper_sensor",
+        "alerts_sensor",
     }
 
 

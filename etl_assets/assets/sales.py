@@ -4,6 +4,8 @@ Each asset is partitioned by job (one dynamic partition per job id) and does its
 `job_step`, which keeps the ledger true whatever happens.
 """
 
+import logging
+
 import dagster as dg
 import pandas as pd
 
@@ -17,6 +19,10 @@ from etl_assets.resources.staging import StagingResource
 from etl_assets.tracking import job_step
 
 STAGING = "staging_io_manager"
+
+# Platform loggers, not context.log: one format, LOG_LEVEL, the job id on every line; the
+# instance's managed_python_loggers (dagster.yaml) still shows these lines in the run's log.
+logger = logging.getLogger(__name__)
 
 
 @dg.asset(
@@ -34,9 +40,11 @@ def sales_source_rows(
     """Valid rows of the job's sales CSV, staged in chunks; invalid rows go to quarantine."""
     job_id, run_id = context.partition_key, context.run.run_id
     policy = pipeline.step_policy
-    with job_step(ledger.ledger, job_id, run_id, "sales_source_rows", policy, context.log) as step:
+    with job_step(ledger.ledger, job_id, run_id, "sales_source_rows", policy) as step:
         job = step.job
-        context.log.info(f"job={job_id} upload started: file={job.source_name}")
+        logger.info(
+            "reading started: job=%s, file=%s, bytes=%d", job_id, job.source_name, job.size_bytes
+        )
         source = stage_source_rows(
             ledger.ledger,
             job,
@@ -45,9 +53,12 @@ def sales_source_rows(
             chunk_rows=pipeline.chunk_rows,
             heartbeat=step.heartbeat,
         )
-    context.log.info(
-        f"job={job_id} validated: rows={source.rows_total}, "
-        f"valid {source.chunks.row_count}, quarantined {source.rows_quarantined}"
+    logger.info(
+        "validated: job=%s, rows=%d, valid %d, quarantined %d",
+        job_id,
+        source.rows_total,
+        source.chunks.row_count,
+        source.rows_quarantined,
     )
     return dg.Output(
         source,
@@ -77,9 +88,7 @@ def fx_rates(
 ) -> dg.Output[pd.DataFrame]:
     """FX rate of each (order date, currency) in the job: one FX API call per distinct date."""
     job_id = context.partition_key
-    with job_step(
-        ledger.ledger, job_id, context.run.run_id, "fx_rates", pipeline.step_policy, context.log
-    ):
+    with job_step(ledger.ledger, job_id, context.run.run_id, "fx_rates", pipeline.step_policy):
         rates = fx_api.rates(sales_source_rows.fx_pairs, pipeline.reporting_currency)
     return dg.Output(
         rates,
@@ -104,9 +113,7 @@ def catalog_products(
     """Name and category of each SKU in the job, from the catalog API in batches."""
     job_id = context.partition_key
     policy = pipeline.step_policy
-    with job_step(
-        ledger.ledger, job_id, context.run.run_id, "catalog_products", policy, context.log
-    ):
+    with job_step(ledger.ledger, job_id, context.run.run_id, "catalog_products", policy):
         products = catalog_api.products(sales_source_rows.skus)
     missing = len(sales_source_rows.skus) - len(products)
     return dg.Output(
@@ -139,9 +146,7 @@ def sales_fact(
     the IO manager also marks the job completed.
     """
     job_id = context.partition_key
-    with job_step(
-        ledger.ledger, job_id, context.run.run_id, "sales_fact", pipeline.step_policy, context.log
-    ):
+    with job_step(ledger.ledger, job_id, context.run.run_id, "sales_fact", pipeline.step_policy):
         return SalesLinesToLoad(
             job_id=job_id,
             source=sales_source_rows,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
@@ -12,6 +14,8 @@ from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
 from etl_assets.tracking import job_step
 from etl_assets.warehouse.load import load_job
+
+logger = logging.getLogger(__name__)
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):
@@ -29,11 +33,15 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         ledger = self.ledger.ledger
         job_id, run_id = context.partition_key, context.run_id
         policy = self.pipeline.step_policy
-        with job_step(ledger, job_id, run_id, "warehouse load", policy, context.log) as step:
+        with job_step(ledger, job_id, run_id, "warehouse load", policy) as step:
+            logger.info("upload started: job=%s, rows=%d", job_id, obj.source.chunks.row_count)
             completed = load_job(ledger, step.job, run_id, obj, step.heartbeat)
-        context.log.info(
-            f"job={job_id} loaded: created {completed.rows_loaded}, "
-            f"quarantined {completed.rows_quarantined}, duplicates {completed.rows_duplicate}"
+        logger.info(
+            "loaded: job=%s, created %d, quarantined %d, duplicates %d",
+            job_id,
+            completed.rows_loaded,
+            completed.rows_quarantined,
+            completed.rows_duplicate,
         )
         context.add_output_metadata(
             {

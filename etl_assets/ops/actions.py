@@ -1,0 +1,109 @@
+"""Repairs an operator asks for, shared by the `etl` command line and the ops API.
+
+Retrying or cancelling a job and retrying quarantined rows each go through the ledger's
+compare-and-set transitions; this module adds what both front ends need around them (the
+retry priority from the settings, terminating a cancelled job's Dagster run, the API clients
+a row retry enriches with), so the CLI and the API cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from etl_assets.config import Settings
+from etl_assets.ledger import ErrorType, Job, Ledger
+
+if TYPE_CHECKING:  # imported lazily: they bring dagster and pandas, slow for a CLI
+    from etl_assets.pipeline.row_retry import Enrichment, RowRetryResult
+
+
+def add_partitions(job_ids: Sequence[str]) -> str | None:
+    """Add the jobs' partitions now when a Dagster instance is configured (else the dispatch
+    sensor adds them when it claims the jobs). Returns a note when that could not be done."""
+    if not job_ids or not os.environ.get("DAGSTER_HOME"):
+        return None
+    import dagster as dg
+
+    try:
+        with dg.DagsterInstance.get() as instance:
+            instance.add_dynamic_partitions("jobs", list(job_ids))
+    except Exception as exc:  # noqa: BLE001 - the jobs are in the ledger; this is a nicety
+        return f"partitions not added now ({exc}); the dispatcher will add them"
+    return None
+
+
+def retry_jobs(
+    ledger: Ledger,
+    settings: Settings,
+    job_ids: Sequence[str] = (),
+    *,
+    all_failed: bool = False,
+    error_type: ErrorType | None = None,
+    priority: int | None = None,
+) -> list[Job]:
+    """Put failed jobs (the ones named, or every failed one) back to pending; commits each.
+
+    They get a fresh attempt budget and at least `priority` (default RETRY_PRIORITY), so a
+    manual retry goes ahead of the queue. Raises JobNotFound or IllegalTransition for a named
+    job that does not exist or is not failed.
+    """
+    chosen = settings.retry_priority if priority is None else priority
+    if all_failed:
+        return ledger.retry_failed(error_type=error_type, priority=chosen)
+    return [ledger.retry(job_id, priority=chosen) for job_id in job_ids]
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """A cancelled job and what happened to its Dagster run (None when it had none)."""
+
+    job: Job
+    run_note: str | None
+
+
+def cancel_job(ledger: Ledger, job_id: str) -> Cancelled:
+    """Cancel a pending or processing job; a running job's Dagster run is asked to terminate."""
+    job = ledger.cancel(job_id)
+    return Cancelled(job, terminate_run(job.run_id) if job.run_id else None)
+
+
+def terminate_run(run_id: str) -> str:
+    """Ask Dagster to terminate a run; the run also stops by itself at its next heartbeat."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return f"run {run_id}: stops at its next heartbeat (set DAGSTER_HOME to terminate it now)"
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            return f"run {run_id}: already ended"
+        instance.run_coordinator.cancel_run(run_id)
+        return f"run {run_id}: termination requested"
+
+
+def enrichment_for(settings: Settings) -> Enrichment:
+    """The FX and catalog clients and the reporting currency the settings give."""
+    from etl_assets.pipeline.row_retry import Enrichment
+    from etl_assets.resources.apis import api_clients
+
+    fx, catalog = api_clients(settings)
+    return Enrichment(fx=fx, catalog=catalog, reporting_currency=settings.reporting_currency)
+
+
+def retry_failed_rows(
+    ledger: Ledger,
+    settings: Settings,
+    *,
+    row_ids: Sequence[int] | None = None,
+    job_id: str | None = None,
+    fixes: Mapping[str, str] | None = None,
+) -> RowRetryResult:
+    """Validate, enrich and load quarantined rows again (after `fixes`); commits per job."""
+    from etl_assets.pipeline.row_retry import retry_rows
+
+    return retry_rows(
+        ledger, enrichment_for(settings), row_ids=row_ids or None, job_id=job_id, fixes=fixes
+    )
