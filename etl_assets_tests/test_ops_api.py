@@ -182,6 +182,8 @@ def test_list_jobs_filters_sorts_and_pages(client: TestClient, ids: dict[str, st
         ({"error_type": "weird"}, 422, "query.error_type"),
         ({"dataset": "sales\x00; DROP TABLE jobs"}, 422, "query.dataset"),
         ({"created_from": "2026-01-02", "created_to": "2026-01-01"}, 400, "created_from"),
+        ({"created_from": "0001-01-01T00:00:00+05:00"}, 400, "out of range"),
+        ({"created_to": "9999-12-31T23:59:59-05:00"}, 400, "out of range"),
     ],
 )
 def test_bad_job_filters_are_4xx_with_a_clear_message(

@@ -346,7 +346,12 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     """A naive datetime from a query string is UTC; an aware one is converted to UTC."""
     if value is None:
         return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 is before year 1 in UTC
+        raise ApiError(400, "bad_filter", f"{value.isoformat()} is out of range in UTC") from None
 
 
 def _range(start: dt.datetime | None, end: dt.datetime | None) -> tuple[Any, Any]:
