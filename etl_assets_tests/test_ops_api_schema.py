@@ -79,3 +79,16 @@ def test_no_server_errors_and_answers_match_the_description(api_schema: Any) -> 
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             check_operation(operation, mode)
+
+
+def test_every_v1_answer_has_an_example_and_every_error_the_error_model(api_schema: Any) -> None:
+    paths = api_schema.raw_schema["paths"]
+    for path, operations in paths.items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in operations.items():
+            ok = operation["responses"].get("201") or operation["responses"]["200"]
+            assert "example" in ok["content"]["application/json"], f"{method} {path}"
+            for status in ("401", "403", "422"):
+                error = operation["responses"][status]["content"]["application/json"]
+                assert error["schema"]["$ref"].endswith("/ErrorBody"), f"{method} {path}"

@@ -675,7 +675,7 @@ def _add_monitoring_routes(app: FastAPI) -> None:
         response_model=rm.TimeSeries,
         tags=["monitoring"],
         summary="Processing and error rate over time",
-        responses={**READ_ERRORS, **_errors(400)},
+        responses={200: EXAMPLES["activity"], **READ_ERRORS, **_errors(400)},
     )
     def activity(
         request: Request,
