@@ -49,6 +49,7 @@ setup(
             "types-PyYAML",
             "httpx>=0.27,<0.29",  # FastAPI's TestClient for the ops API tests
             "schemathesis==4.32.5",  # property-based run over the ops API's OpenAPI description
+            "selenium>=4.20,<5",  # clicks in the ops dashboard (Debian's chromium-driver)
         ],
     },
     entry_points={"console_scripts": ["etl=etl_assets.cli:main"]},

@@ -28,6 +28,8 @@ from etl_assets.config import Settings
 from etl_assets.db import create_engine, utcnow
 from etl_assets.ops import read_model as rm
 from etl_assets.ops.api import create_app
+from etl_assets.reference_api import ReferenceApiServer
+from etl_assets.reference_api.server import Fault
 from etl_assets.sample_data import corrupt, sales_frame, write_sales_csv
 
 VIEWER, OPERATOR = "viewer-secret-1", "operator-secret-1"
@@ -182,6 +184,8 @@ def test_list_jobs_filters_sorts_and_pages(client: TestClient, ids: dict[str, st
         ({"error_type": "weird"}, 422, "query.error_type"),
         ({"dataset": "sales\x00; DROP TABLE jobs"}, 422, "query.dataset"),
         ({"created_from": "2026-01-02", "created_to": "2026-01-01"}, 400, "created_from"),
+        ({"created_from": "0001-01-01T00:00:00+05:00"}, 400, "out of range"),
+        ({"created_to": "9999-12-31T23:59:59-05:00"}, 400, "out of range"),
     ],
 )
 def test_bad_job_filters_are_4xx_with_a_clear_message(
@@ -513,30 +517,47 @@ def test_unknown_routes_and_methods_are_json_errors(client: TestClient) -> None:
 # ------------------------------------------------------------------------------ end to end
 
 
-def test_find_why_a_job_failed_retry_it_and_fix_a_row(platform: Platform, tmp_path: Path) -> None:
-    """An operator's path through the API: upload, see the failure and its reason, retry;
-    see a quarantined row, fix it, and watch it load."""
-    engine = platform.ledger.engine
-    client = TestClient(create_app(ops_settings(platform.settings), engine=engine))
-    good = csv_bytes(tmp_path, rows=30, every=10, name="east.csv")  # 3 defective rows
+def test_find_why_a_job_failed_retry_it_and_fix_a_row(
+    platform: Platform, api: ReferenceApiServer, tmp_path: Path
+) -> None:
+    """An operator's path through the API alone: a job dead-lettered while the FX API was
+    down shows in the metrics with its reason; once the API is back, a retry completes it;
+    a quarantined row is fixed and loaded (not while the catalog API is down)."""
+    client = TestClient(create_app(ops_settings(platform.settings), engine=platform.ledger.engine))
+    api.faults.add(Fault("/fx", status=503))
+    content = csv_bytes(tmp_path, rows=30, every=10, name="east.csv")  # 3 defective rows
     created = client.post(
-        "/v1/jobs", files={"file": ("east.csv", good, "text/csv")}, headers=AS_OPERATOR
+        "/v1/jobs", files={"file": ("east.csv", content, "text/csv")}, headers=AS_OPERATOR
     )
     job_id = created.json()["job"]["job_id"]
     platform.run_all()
 
-    job = client.get(f"/v1/jobs/{job_id}", headers=AS_VIEWER).json()
-    assert job["job"]["status"] == "completed"
-    assert job["progress"]["percent_complete"] == 100.0
-    assert job["attempts"][0]["dagster_run_url"].startswith(f"{UI}/runs/")
+    [failure] = client.get("/v1/metrics", headers=AS_VIEWER).json()["recent_failures"]
+    assert (failure["job_id"], failure["error_type"]) == (job_id, "transient_exhausted")
+    assert "HTTP 503" in failure["error_message"]
+    seen = client.get(f"/v1/jobs/{job_id}", headers=AS_OPERATOR).json()
+    assert [a["outcome"] for a in seen["attempts"]] == ["failed"] * 3
+    assert "HTTPError" in seen["job"]["error_traceback"]
+    assert seen["dagster_run_url"].startswith(f"{UI}/runs/")
+
+    api.faults.clear()
+    retried = client.post(f"/v1/jobs/{job_id}/retry", headers=AS_OPERATOR)
+    assert retried.json()["job"]["status"] == "pending"
+    platform.run_all()
+    done = client.get(f"/v1/jobs/{job_id}", headers=AS_VIEWER).json()
+    assert done["job"]["status"] == "completed"
+    assert done["progress"]["percent_complete"] == 100.0
+    assert [a["outcome"] for a in done["attempts"]] == ["failed"] * 3 + ["succeeded"]
+
     rows = client.get("/v1/failed-rows", params={"job_id": job_id}, headers=AS_VIEWER).json()
     assert rows["total"] == 3
     quantity = next(r for r in rows["items"] if r["reason"].startswith("quantity"))
-    fixed = client.post(
-        f"/v1/failed-rows/{quantity['id']}/retry",
-        json={"fixes": {"quantity": "2"}},
-        headers=AS_OPERATOR,
-    )
+    fix = {"fixes": {"quantity": "2"}}
+    api.faults.add(Fault("/catalog", status=503))  # FX rates of past dates are cached
+    down = client.post(f"/v1/failed-rows/{quantity['id']}/retry", json=fix, headers=AS_OPERATOR)
+    assert (down.status_code, error_of(down)["code"]) == (503, "enrichment_unavailable")
+    api.faults.clear()
+    fixed = client.post(f"/v1/failed-rows/{quantity['id']}/retry", json=fix, headers=AS_OPERATOR)
     assert fixed.status_code == 200, fixed.text
     assert (fixed.json()["status"], fixed.json()["retry_count"]) == ("loaded", 1)
     after = client.get(f"/v1/jobs/{job_id}", headers=AS_VIEWER).json()["job"]

@@ -9,6 +9,7 @@ operation, so the run stays well under a minute.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import pytest
@@ -30,7 +31,8 @@ from etl_assets.ops.api import create_app
 
 OPERATOR = "schema-operator"
 HEADERS = {"Authorization": f"Bearer {OPERATOR}"}
-MAX_EXAMPLES = 15
+# ETL_SCHEMA_EXAMPLES raises it for a longer exploratory run.
+MAX_EXAMPLES = int(os.environ.get("ETL_SCHEMA_EXAMPLES", "15"))
 # The token is sent with every case, so `ignored_auth` (a 401 expected without it) does not
 # apply: auth is covered case by case in test_ops_api.py. Some schema-valid requests are
 # rightly refused with a 4xx for constraints across fields that OpenAPI cannot state
@@ -77,3 +79,16 @@ def test_no_server_errors_and_answers_match_the_description(api_schema: Any) -> 
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             check_operation(operation, mode)
+
+
+def test_every_v1_answer_has_an_example_and_every_error_the_error_model(api_schema: Any) -> None:
+    paths = api_schema.raw_schema["paths"]
+    for path, operations in paths.items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in operations.items():
+            ok = operation["responses"].get("201") or operation["responses"]["200"]
+            assert "example" in ok["content"]["application/json"], f"{method} {path}"
+            for status in ("401", "403", "422"):
+                error = operation["responses"][status]["content"]["application/json"]
+                assert error["schema"]["$ref"].endswith("/ErrorBody"), f"{method} {path}"

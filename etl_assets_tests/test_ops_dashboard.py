@@ -1,8 +1,9 @@
 """The dashboard page, rendered by real headless Chromium against the ops API served by uvicorn
 on a loopback port, over a ledger seeded with known jobs (ops_seed).
 
-Chromium is Debian's `chromium` package (.ci/run installs it). Without it the test is skipped
-locally, and fails in CI (ETL_REQUIRE_POSTGRES=1), where it must run.
+Chromium is Debian's `chromium` package, driven by `--dump-dom` to read the rendered page and
+by selenium through Debian's `chromium-driver` to click (.ci/run installs both). Without them
+the tests are skipped locally, and fail in CI (ETL_REQUIRE_POSTGRES=1), where they must run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -31,16 +33,48 @@ from etl_assets.ops.api import create_app
 VIEWER, OPERATOR = "dash-viewer", "dash-operator"
 UI = "http://dagster.test:3000"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+HEADLESS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def require(program: str | None, package: str) -> str:
+    """The program's path; skip without it (fail in CI, where the dashboard must be tested)."""
+    if program is None:
+        reason = f"Debian's {package} is not installed (apt-get install -y {package})"
+        if os.environ.get("ETL_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"CI needs the dashboard tests, but {reason}")
+        pytest.skip(reason)
+    return program
 
 
 @pytest.fixture
 def chromium() -> str:
-    if CHROMIUM is None:
-        reason = "Debian's chromium is not installed (apt-get install -y chromium)"
-        if os.environ.get("ETL_REQUIRE_POSTGRES") == "1":  # CI: the dashboard must be tested
-            pytest.fail(f"CI needs the dashboard test, but {reason}")
-        pytest.skip(reason)
-    return CHROMIUM
+    return require(CHROMIUM, "chromium")
+
+
+@pytest.fixture
+def browser(chromium: str, tmp_path: Path) -> Iterator[Any]:
+    """Headless Chromium under selenium, with Debian's chromedriver (no driver download)."""
+    driver_path = require(CHROMEDRIVER, "chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in [*HEADLESS, f"--user-data-dir={tmp_path / 'selenium-profile'}"]:
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    yield driver
+    driver.quit()
 
 
 @dataclasses.dataclass
@@ -89,13 +123,7 @@ def render(chromium: str, url: str, tmp_path: Path) -> str:
     result = subprocess.run(
         [
             chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
+            *HEADLESS,
             f"--user-data-dir={profile}",
             "--virtual-time-budget=5000",
             "--dump-dom",
@@ -169,3 +197,30 @@ def test_the_page_is_packaged_and_needs_no_internet() -> None:
     page = resources.files("etl_assets.ops").joinpath("static/dashboard.html").read_text()
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
     assert "<script src" not in page and "@import" not in page
+
+
+def test_an_operator_retries_a_failed_job_from_the_dashboard(browser: Any, served: Served) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    job_id = served.ids["C"]
+    browser.get(f"{served.base_url}/dashboard?token={OPERATOR}#job/{job_id}")
+    wait = WebDriverWait(browser, 30)
+    wait.until(lambda b: b.find_elements(By.ID, "retry-button"))
+    browser.find_element(By.ID, "retry-button").click()
+    wait.until(lambda b: "pending again" in b.find_element(By.ID, "status").text)
+    wait.until(lambda b: "pending" in b.find_element(By.ID, "job-detail").text.split("\n")[0])
+    assert "attempts 1 of 4" in browser.find_element(By.ID, "job-detail").text
+    assert "token" not in browser.current_url  # moved out of the address bar
+
+
+def test_a_viewer_is_told_it_may_not_retry(browser: Any, served: Served) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{served.base_url}/dashboard?token={VIEWER}#job/{served.ids['C']}")
+    wait = WebDriverWait(browser, 30)
+    wait.until(lambda b: b.find_elements(By.ID, "retry-button"))
+    browser.find_element(By.ID, "retry-button").click()
+    wait.until(lambda b: "403" in b.find_element(By.ID, "status").text)
+    assert "needs an operator token" in browser.find_element(By.ID, "status").text

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from ops_seed import C_ERROR, C_REASON, EXPECTED, seed_ledger
 
 from etl_assets.db import utcnow
-from etl_assets.ledger import ErrorType, JobStatus
+from etl_assets.ledger import ErrorType, JobStatus, Ledger
 from etl_assets.ledger.errors import JobNotFound
 from etl_assets.ledger.quarantine import RowStatus
 from etl_assets.ops import read_model as rm
@@ -173,3 +173,14 @@ def test_activity_buckets_count_completions_failures_and_rates(
     assert a_bucket.rows_per_second == round(97 / 600, 3)
     with pytest.raises(ValueError, match="bucket_seconds"):
         rm.activity(engine, bucket_seconds=10)
+
+
+def test_a_pending_job_shows_no_elapsed_time(engine: sa.Engine, ids: dict[str, str]) -> None:
+    """C keeps the start of its failed attempt when retried; it is waiting, not running."""
+    Ledger(engine).retry(ids["C"])
+    progress = rm.job_detail(engine, ids["C"]).progress
+    assert (progress.elapsed_seconds, progress.rows_per_second, progress.eta_seconds) == (
+        None,
+        None,
+        None,
+    )

@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
+import requests
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
@@ -38,7 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from etl_assets.config import Settings
 from etl_assets.db import engine_for
-from etl_assets.errors import PermanentError, TransientError
+from etl_assets.errors import PermanentError, TransientError, classify
 from etl_assets.ledger import ErrorType, JobStatus, Ledger
 from etl_assets.ledger.errors import IllegalTransition, JobNotFound
 from etl_assets.ledger.quarantine import RowStatus
@@ -106,6 +107,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "The job's state does not allow this.",
         413: "The upload is larger than OPS_API_MAX_UPLOAD_MB.",
         415: "The upload is not a CSV file.",
+        502: "An enrichment API refused the row retry's request.",
         422: "A parameter is missing or malformed.",
         503: "The database (or an enrichment API) is unavailable.",
     }
@@ -346,7 +348,12 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     """A naive datetime from a query string is UTC; an aware one is converted to UTC."""
     if value is None:
         return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 is before year 1 in UTC
+        raise ApiError(400, "bad_filter", f"{value.isoformat()} is out of range in UTC") from None
 
 
 def _range(start: dt.datetime | None, end: dt.datetime | None) -> tuple[Any, Any]:
@@ -574,7 +581,7 @@ def _add_failed_row_routes(app: FastAPI) -> None:
         response_model=RowRetryResult,
         tags=["repair"],
         summary="Retry one quarantined row",
-        responses={200: EXAMPLES["row_retry"], **_errors(400, 401, 403, 404, 409, 422, 503)},
+        responses={200: EXAMPLES["row_retry"], **_errors(400, 401, 403, 404, 409, 422, 502, 503)},
     )
     def retry_row(
         request: Request,
@@ -592,8 +599,8 @@ def _add_failed_row_routes(app: FastAPI) -> None:
             result = actions.retry_failed_rows(
                 ledger, settings, row_ids=[row_id], fixes=body.fixes if body else None
             )
-        except TransientError as exc:
-            raise ApiError(503, "enrichment_unavailable", str(exc)) from None
+        except (TransientError, requests.RequestException) as exc:
+            raise _enrichment_error(exc) from None
         except PermanentError as exc:
             raise ApiError(400, "row_retry_failed", str(exc)) from None
         except FileNotFoundError as exc:
@@ -609,6 +616,15 @@ def _add_failed_row_routes(app: FastAPI) -> None:
             retry_count=row.retry_count if row else 0,
             row=row,
         )
+
+
+def _enrichment_error(exc: Exception) -> ApiError:
+    """An FX or catalog API failure during a row retry, classified like a job's: down or
+    overloaded (retry later) is a 503, a refusal (HTTP 4xx) a 502."""
+    classified = classify(exc)
+    if classified.retryable:
+        return ApiError(503, "enrichment_unavailable", f"{classified.message}; try again later")
+    return ApiError(502, "enrichment_failed", classified.message)
 
 
 def _row_outcome(row_id: int, result: Any) -> tuple[str, str]:
@@ -670,7 +686,7 @@ def _add_monitoring_routes(app: FastAPI) -> None:
         response_model=rm.TimeSeries,
         tags=["monitoring"],
         summary="Processing and error rate over time",
-        responses={**READ_ERRORS, **_errors(400)},
+        responses={200: EXAMPLES["activity"], **READ_ERRORS, **_errors(400)},
     )
     def activity(
         request: Request,

@@ -224,6 +224,34 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "quarantined_rows_open": 3,
         }
     ),
+    "activity": _json(
+        {
+            "bucket_seconds": 600,
+            "start": "2026-11-30T09:10:00Z",
+            "buckets": [
+                {
+                    "start": "2026-11-30T09:10:00Z",
+                    "jobs_completed": 3,
+                    "jobs_failed": 1,
+                    "attempts_ended": 5,
+                    "attempts_failed": 2,
+                    "rows_loaded": 120000,
+                    "rows_per_second": 200.0,
+                    "error_rate": 0.4,
+                },
+                {
+                    "start": "2026-11-30T09:20:00Z",
+                    "jobs_completed": 0,
+                    "jobs_failed": 0,
+                    "attempts_ended": 0,
+                    "attempts_failed": 0,
+                    "rows_loaded": 0,
+                    "rows_per_second": 0.0,
+                    "error_rate": None,
+                },
+            ],
+        }
+    ),
     "readyz": _json(
         {
             "ready": True,

@@ -166,7 +166,9 @@ def progress_of(values: Mapping[Any, Any], now: dt.datetime | None = None) -> Pr
     end = values["completed_at"] if status in (JobStatus.COMPLETED, JobStatus.CANCELLED) else None
     if status is JobStatus.FAILED:
         end = values["updated_at"]
-    elapsed = _seconds(end or now, values["started_at"])
+    # A pending job may keep the start of an attempt that was taken back: it is not running.
+    started = None if status is JobStatus.PENDING else values["started_at"]
+    elapsed = _seconds(end or now, started)
     rate = round(done / elapsed, 1) if elapsed and done else None
     eta = None
     if status is JobStatus.PROCESSING and rate and total is not None:
