@@ -130,6 +130,7 @@ def main() -> None:
         with dg.DagsterInstance.get() as instance:
             runs = instance.get_runs(dg.RunsFilter(job_name="etl_job"))
         attempts = {job.job_id: job.attempts for job in ledger.list_jobs(limit=args.jobs)}
+        retried = {job_id: ledger.attempts(job_id) for job_id, n in attempts.items() if n > 1}
 
     launcher = (
         f"{args.celery_workers} warm Celery run workers"
@@ -145,6 +146,10 @@ def main() -> None:
     print(
         f"each job ran exactly once: {once} ({len(runs)} runs, attempts {set(attempts.values())})"
     )
+    for job_id, history in retried.items():  # why a job needed more than one attempt
+        for attempt in history:
+            print(f"  {job_id} attempt {attempt['attempt']}: {attempt['outcome']} "
+                  f"{attempt['error_type'] or ''} {(attempt['error_message'] or '')[:300]}")
 
 
 if __name__ == "__main__":

@@ -167,7 +167,9 @@ def update_sales_dimensions(conn: sa.Connection, rows: pd.DataFrame) -> None:
     if rows.empty:
         return
     job_id = str(rows["job_id"].iat[0])
-    products = rows.groupby("sku", sort=False).agg(
+    # Sorted keys: concurrent loads then lock dimension rows in one order and cannot deadlock
+    # (unsorted, two jobs sharing products deadlocked about once in 30 jobs on 2 workers).
+    products = rows.groupby("sku", sort=True).agg(
         product_name=("product_name", "last"), category=("category", "last")
     )
     insert_product = dialect_insert(conn, dim_product)
@@ -185,7 +187,7 @@ def update_sales_dimensions(conn: sa.Connection, rows: pd.DataFrame) -> None:
             for sku, name, category in products.itertuples(name=None)
         ],
     )
-    customers = rows.groupby("customer_id", sort=False)["order_date"].agg(["min", "max"])
+    customers = rows.groupby("customer_id", sort=True)["order_date"].agg(["min", "max"])
     insert_customer = dialect_insert(conn, dim_customer)
     least, greatest = (
         (sa.func.least, sa.func.greatest)
