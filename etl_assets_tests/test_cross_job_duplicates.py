@@ -35,7 +35,9 @@ def test_a_line_in_two_files_is_loaded_once_and_the_later_job_wins(platform: Pla
     keys = [(row.order_id, row.sku) for row in first.iloc[:6].itertuples()]
     with platform.ledger.engine.connect() as conn:
         moved = conn.execute(
-            sa.text("SELECT order_id, sku, job_id, quantity FROM sales_fact WHERE order_id LIKE 'A-%'")
+            sa.text(
+                "SELECT order_id, sku, job_id, quantity FROM sales_fact WHERE order_id LIKE 'A-%'"
+            )
         ).all()
     taken_over = {(o, s): (j, q) for o, s, j, q in moved if (o, s) in keys}
     assert taken_over == {key: (job_b.job_id, 9) for key in keys}  # values and lineage of B
