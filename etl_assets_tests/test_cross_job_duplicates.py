@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from conftest import Platform
 
 from etl_assets.ledger import JobStatus
 from etl_assets.publisher import publish_file, source_archive
 from etl_assets.sample_data import sales_frame, write_sales_csv
-from conftest import Platform
 
 
 def test_a_line_in_two_files_is_loaded_once_and_the_later_job_wins(platform: Platform) -> None:
@@ -40,5 +40,5 @@ def test_a_line_in_two_files_is_loaded_once_and_the_later_job_wins(platform: Pla
             )
         ).all()
     taken_over = {(o, s): (j, q) for o, s, j, q in moved if (o, s) in keys}
-    assert taken_over == {key: (job_b.job_id, 9) for key in keys}  # values and lineage of B
+    assert taken_over == dict.fromkeys(keys, (job_b.job_id, 9))  # values and lineage of B
     assert platform.facts(job_a.job_id) == 24
