@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from etl_assets.assets import SALES_ASSETS, build_etl_job
-from etl_assets.assets.checks import FACT_CHECKS, WAREHOUSE_CHECKS
+from etl_assets.assets.checks import WAREHOUSE_CHECKS, sales_fact_checks
 from etl_assets.assets.downstream import (
     DOWNSTREAM_ASSETS,
     build_downstream_job,
@@ -58,7 +58,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The whole code location for `settings`."""
     etl_job = build_etl_job(settings)
-    downstream_job = build_downstream_job(dg.AssetSelection.checks(*FACT_CHECKS))
+    downstream_job = build_downstream_job(dg.AssetSelection.checks(sales_fact_checks))
     backoff = Backoff.from_settings(settings)
     return dg.Definitions(
         assets=[*SALES_ASSETS, *DOWNSTREAM_ASSETS],

@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from conftest import Platform
 
 from etl_assets.assets.downstream import DOWNSTREAM_JOB
-from etl_assets.warehouse.downstream import refresh_customer_rfm, refresh_daily_sales
 
 
 def refresh(platform: Platform) -> dg.ExecuteInProcessResult | None:
@@ -60,5 +59,10 @@ def test_jobs_loading_start_the_refresh_and_checks_go_green(platform: Platform) 
     assert daily["revenue"].sum() == pytest.approx(want["revenue"].sum())
     assert daily["units"].sum() == want["units"].sum()
     assert set(table(platform, "customer_rfm", "customer_id")["segment"]) <= {
-        "champions", "loyal", "new", "at_risk", "hibernating", "needs_attention"
+        "champions",
+        "loyal",
+        "new",
+        "at_risk",
+        "hibernating",
+        "needs_attention",
     }
