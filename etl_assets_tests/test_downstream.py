@@ -13,7 +13,10 @@ import sqlalchemy as sa
 from conftest import Platform
 
 from etl_assets.assets.downstream import DOWNSTREAM_JOB
+from etl_assets.events import list_events
+from etl_assets.pipeline.row_retry import Enrichment, retry_rows
 from etl_assets.publisher import publish_file, source_archive
+from etl_assets.resources.apis import api_clients
 from etl_assets.sample_data import sales_frame, write_sales_csv
 from etl_assets.warehouse.downstream import refresh_customer_rfm, refresh_daily_sales
 
@@ -163,3 +166,26 @@ def test_the_sensor_waits_for_a_refresh_in_progress(platform: Platform) -> None:
     job = platform.daemon.defs.resolve_job_def(DOWNSTREAM_JOB)
     platform.daemon.instance.create_run_for_job(job, status=dg.DagsterRunStatus.STARTED)
     assert platform.daemon.tick("downstream_sensor") == []
+
+
+def test_rows_retried_from_quarantine_reach_the_downstream_tables(platform: Platform) -> None:
+    job = platform.submit("fixable.csv", rows=60, every=10)
+    platform.run_all()
+    assert refresh(platform).success  # type: ignore[union-attr]
+    rows = {r["reason"].split(":")[0]: r for r in platform.ledger.quarantined(job.job_id)}
+    fx, catalog = api_clients(platform.settings)
+    enrichment = Enrichment(fx, catalog, platform.settings.reporting_currency)
+    fixed = retry_rows(
+        platform.ledger, enrichment, row_ids=[rows["quantity"]["id"]], fixes={"quantity": "2"}
+    )
+    assert len(fixed.loaded) == 1
+    [event] = list_events(platform.ledger.engine, limit=1)
+    assert event["payload"]["source"] == "failed-rows retry"
+    assert len(event["payload"]["dates"]) == 1
+
+    result = refresh(platform)  # the retry's event starts the next refresh
+    assert result is not None and result.success
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    assert table(platform, "daily_sales", "sku")["units"].sum() == (
+        expected_daily_sales(platform)["units"].sum()
+    )

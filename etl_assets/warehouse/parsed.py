@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -23,18 +24,33 @@ TOUCHED = {"products": "sku", "customers": "customer_id", "dates": "order_date"}
 
 def record_transaction_parsed(conn: sa.Connection, fact_table: sa.Table, job: Job) -> int:
     """Record `transaction.parsed` for `job` in the caller's transaction; returns its id."""
-    payload: dict[str, Any] = {
+    payload = _job_payload(job, "load")
+    for key, column in TOUCHED.items():
+        if column in fact_table.c:
+            payload[key] = touched(conn, fact_table, column, [job.job_id])
+    return record_event(conn, TRANSACTION_PARSED, payload, job_id=job.job_id)
+
+
+def record_rows_parsed(conn: sa.Connection, job: Job, lines: pd.DataFrame) -> int:
+    """Record `transaction.parsed` for rows of `job` loaded later (quarantined rows that a
+    retry loaded), naming what those rows touch; in the caller's transaction."""
+    payload = _job_payload(job, "failed-rows retry")
+    for key, column in TOUCHED.items():
+        if column in lines.columns:
+            payload[key] = sorted(str(value) for value in lines[column].unique())
+    return record_event(conn, TRANSACTION_PARSED, payload, job_id=job.job_id)
+
+
+def _job_payload(job: Job, source: str) -> dict[str, Any]:
+    return {
         "job_id": job.job_id,
         "dataset": job.dataset,
+        "source": source,
         "rows_total": job.rows_total,
         "rows_loaded": job.rows_loaded,
         "rows_quarantined": job.rows_quarantined,
         "rows_duplicate": job.rows_duplicate,
     }
-    for key, column in TOUCHED.items():
-        if column in fact_table.c:
-            payload[key] = touched(conn, fact_table, column, [job.job_id])
-    return record_event(conn, TRANSACTION_PARSED, payload, job_id=job.job_id)
 
 
 def touched(
