@@ -497,7 +497,7 @@ def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
 
-from etl_assets import events_cli  # noqa: E402, F401 - adds `etl events` to main
+from etl_assets import events_cli, validate_cli  # noqa: E402, F401 - add `etl events`, `etl validate`
 
 if __name__ == "__main__":
     sys.exit(main())
