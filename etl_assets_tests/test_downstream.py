@@ -30,6 +30,15 @@ def refresh(platform: Platform) -> dg.ExecuteInProcessResult | None:
     return platform.daemon.execute(request, DOWNSTREAM_JOB)
 
 
+def load(platform: Platform, name: str, frame: pd.DataFrame) -> None:
+    """Publish `frame` as a file and run every job."""
+    path = write_sales_csv(platform.tmp_path / name, frame)
+    publish_file(
+        platform.ledger, source_archive(platform.settings.staging_dir), path, dataset="sales"
+    )
+    platform.run_all()
+
+
 def table(platform: Platform, name: str, order: str) -> pd.DataFrame:
     with platform.ledger.engine.connect() as conn:
         frame = pd.read_sql(sa.text(f"SELECT * FROM {name} ORDER BY {order}"), conn)
@@ -91,22 +100,9 @@ def test_an_incremental_refresh_recomputes_what_the_job_touched_and_equals_a_reb
     second = sales_frame(30, seed=2, order_prefix="B", start=dt.date(2024, 1, 8), days=5)
     second.iloc[:3] = first.iloc[:3].to_numpy()  # an order of the first file again...
     second.iloc[:3, second.columns.get_loc("quantity")] = "7"  # ...corrected: B wins
-    archive = source_archive(platform.settings.staging_dir)
-    publish_file(
-        platform.ledger,
-        archive,
-        write_sales_csv(platform.tmp_path / "a.csv", first),
-        dataset="sales",
-    )
-    platform.run_all()
+    load(platform, "a.csv", first)
     assert refresh(platform).success  # type: ignore[union-attr]
-    publish_file(
-        platform.ledger,
-        archive,
-        write_sales_csv(platform.tmp_path / "b.csv", second),
-        dataset="sales",
-    )
-    platform.run_all()
+    load(platform, "b.csv", second)
 
     result = refresh(platform)
     assert result is not None and result.success

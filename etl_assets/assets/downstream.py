@@ -63,38 +63,38 @@ def _metadata(refresh: Refresh) -> dict[str, Any]:
     }
 
 
-@dg.asset(
-    deps=[sales_fact],
-    group_name="downstream",
-    kinds={"sql"},
-)
+def _refreshed(context: dg.AssetExecutionContext, refresh: Refresh) -> dg.MaterializeResult:
+    metadata = _metadata(refresh)
+    context.log.info(f"{refresh.table} refreshed: {metadata}")
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(deps=[sales_fact], group_name="downstream", kinds={"sql"})
 def daily_sales(
     context: dg.AssetExecutionContext, config: RefreshConfig, ledger: LedgerResource
 ) -> dg.MaterializeResult:
     """Revenue (reporting currency), units, orders and lines per day, product and store,
     from the fact rows of completed jobs; recomputed for the dates new jobs touched."""
-    refresh = refresh_daily_sales(
-        ledger.engine, up_to_event_id=config.up_to_event_id, full=config.full_refresh
+    return _refreshed(
+        context,
+        refresh_daily_sales(
+            ledger.engine, up_to_event_id=config.up_to_event_id, full=config.full_refresh
+        ),
     )
-    context.log.info(f"daily_sales refreshed: {_metadata(refresh)}")
-    return dg.MaterializeResult(metadata=_metadata(refresh))
 
 
-@dg.asset(
-    deps=[sales_fact],
-    group_name="downstream",
-    kinds={"sql"},
-)
+@dg.asset(deps=[sales_fact], group_name="downstream", kinds={"sql"})
 def customer_rfm(
     context: dg.AssetExecutionContext, config: RefreshConfig, ledger: LedgerResource
 ) -> dg.MaterializeResult:
     """Recency, frequency, monetary value, 1-5 scores and an RFM segment per customer;
     aggregates recomputed for the customers new jobs touched, scores for everyone."""
-    refresh = refresh_customer_rfm(
-        ledger.engine, up_to_event_id=config.up_to_event_id, full=config.full_refresh
+    return _refreshed(
+        context,
+        refresh_customer_rfm(
+            ledger.engine, up_to_event_id=config.up_to_event_id, full=config.full_refresh
+        ),
     )
-    context.log.info(f"customer_rfm refreshed: {_metadata(refresh)}")
-    return dg.MaterializeResult(metadata=_metadata(refresh))
 
 
 DOWNSTREAM_ASSETS = [daily_sales, customer_rfm]
