@@ -12,6 +12,7 @@ from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
 from etl_assets.tracking import job_step
 from etl_assets.warehouse.load import load_job
+from etl_assets.warehouse.parsed import dispatch_job_events
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):
@@ -31,6 +32,9 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         policy = self.pipeline.step_policy
         with job_step(ledger, job_id, run_id, "warehouse load", policy, context.log) as step:
             completed = load_job(ledger, step.job, run_id, obj, step.heartbeat)
+        # The load committed with its transaction.parsed event: run the event's handlers now,
+        # outside the step, so no handler can fail or slow down the load.
+        dispatch_job_events(ledger.engine, job_id)
         context.log.info(
             f"job={job_id} loaded: created {completed.rows_loaded}, "
             f"quarantined {completed.rows_quarantined}, duplicates {completed.rows_duplicate}"

@@ -15,7 +15,7 @@ from etl_assets.ledger import Job, Ledger, quarantine
 from etl_assets.pipeline.transform import SalesLinesToLoad
 from etl_assets.tracking import Heartbeat
 from etl_assets.warehouse.bulk import upsert_rows
-from etl_assets.warehouse.parsed import dispatch_after_commit, record_transaction_parsed
+from etl_assets.warehouse.parsed import record_transaction_parsed
 
 ENRICH_STAGE = "enrich"
 
@@ -41,7 +41,7 @@ def resume_point(job: Job, lines: SalesLinesToLoad) -> dict[str, Any]:
 def load_job(
     ledger: Ledger, job: Job, run_id: str, lines: SalesLinesToLoad, heartbeat: Heartbeat
 ) -> Job:
-    """Load every chunk not yet committed, then complete the job and publish its
+    """Load every chunk not yet committed, then complete the job and record its
     `transaction.parsed` event; returns the completed job."""
     dataset = get_dataset(job.dataset)
     checkpoint = resume_point(job, lines)
@@ -91,9 +91,9 @@ def load_job(
             rows_duplicate=checkpoint["rows_duplicate"],
             metrics=metrics,
         )
-        # The event commits with the completion; its handlers run after the commit.
-        event_id = record_transaction_parsed(conn, dataset.fact_table, completed)
-    dispatch_after_commit(ledger.engine, event_id)
+        # The event commits with the completion; the IO manager runs its handlers after
+        # the step (parsed.dispatch_job_events).
+        record_transaction_parsed(conn, dataset.fact_table, completed)
     return completed
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from etl_assets.events import TRANSACTION_PARSED, dispatch_event, record_event
+from etl_assets.events import TRANSACTION_PARSED, dispatch_event, events, record_event
 from etl_assets.ledger import Job
 
 log = logging.getLogger(__name__)
@@ -77,3 +77,21 @@ def dispatch_after_commit(engine: Engine, event_id: int) -> None:
         dispatch_event(engine, event_id)
     except Exception:  # the load is committed; the event stays retryable
         log.exception(f"Event {event_id}: handlers not run; `etl events retry {event_id}`")
+
+
+def dispatch_job_events(engine: Engine, job_id: str) -> None:
+    """Run the handlers of the job's events that have not run yet (after its step ended)."""
+    try:
+        with engine.connect() as conn:
+            event_ids: list[int] = list(
+                conn.execute(
+                    sa.select(events.c.id)
+                    .where(events.c.job_id == job_id, events.c.status == "pending")
+                    .order_by(events.c.id)
+                ).scalars()
+            )
+    except Exception:  # the load is committed; the events stay retryable
+        log.exception(f"job={job_id}: events not dispatched; `etl events retry --all-failed`")
+        return
+    for event_id in event_ids:
+        dispatch_after_commit(engine, event_id)
