@@ -143,7 +143,7 @@ def test_rfm_scores_and_segments(platform: Platform) -> None:
     by_customer = facts.groupby("customer_id").agg(
         frequency=("order_id", "nunique"), monetary=("amount_reporting", "sum")
     )
-    merged = rfm.set_index("customer_id").join(by_customer, rsuffix="_want")
+    merged = rfm.merge(by_customer.reset_index(), on="customer_id", suffixes=("", "_want"))
     assert (merged["frequency"] == merged["frequency_want"]).all()
     assert np.allclose(merged["monetary"], merged["monetary_want"])
     latest = pd.to_datetime(rfm["last_order_date"]).max()
