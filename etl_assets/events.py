@@ -29,6 +29,7 @@ from etl_assets.db import JSONType, UTCDateTime, metadata, utcnow
 log = logging.getLogger(__name__)
 
 TRANSACTION_PARSED = "transaction.parsed"
+ALL_TOPICS = "*"  # register a handler for this topic to receive every event
 EVENT_STATUSES = ("pending", "done", "failed")  # pending: handlers not run yet
 RUN_STATUSES = ("ok", "failed")
 ERROR_CHARS = 500
@@ -105,8 +106,25 @@ def unregister_handler(topic: str, name: str) -> None:
 
 
 def handlers_for(topic: str) -> dict[str, Handler]:
-    """The handlers registered for `topic`, by name."""
-    return dict(_HANDLERS.get(topic, {}))
+    """The handlers registered for `topic` (and for every topic, ALL_TOPICS), by name."""
+    _ensure_platform_handlers()
+    return {**_HANDLERS.get(ALL_TOPICS, {}), **_HANDLERS.get(topic, {})}
+
+
+_platform_handlers_registered = False
+
+
+def _ensure_platform_handlers() -> None:
+    """Register the platform's own handlers (from the settings) once per process, so a run,
+    the CLI and a retry all run the same handlers."""
+    global _platform_handlers_registered
+    if _platform_handlers_registered:
+        return
+    _platform_handlers_registered = True
+    from etl_assets.config import Settings
+    from etl_assets.event_handlers import register_platform_handlers
+
+    register_platform_handlers(Settings.from_env())
 
 
 def record_event(
@@ -151,22 +169,23 @@ def dispatch_event(engine: Engine, event_id: int) -> str:
     """
     with engine.connect() as conn:
         event = _event(conn, event_id)
-        done: set[str] = set(
-            conn.execute(
-                sa.select(event_handler_runs.c.handler).where(
-                    event_handler_runs.c.event_id == event_id,
-                    event_handler_runs.c.status == "ok",
-                )
-            ).scalars()
+        runs = sa.select(event_handler_runs.c.handler, event_handler_runs.c.status).where(
+            event_handler_runs.c.event_id == event_id
         )
+        outcomes: dict[str, str] = {row.handler: row.status for row in conn.execute(runs)}
+    handlers = handlers_for(event.topic)
     failed = 0
-    for name, handler in handlers_for(event.topic).items():
-        if name in done:
+    for name, handler in handlers.items():
+        if outcomes.get(name) == "ok":
             continue
         error = _run(handler, name, event)
         failed += error is not None
         _record_run(engine, event_id, name, error)
-    status = "failed" if failed else "done"
+    # A handler that failed before but is not registered in this process stays failed.
+    missing = [n for n, status in outcomes.items() if status == "failed" and n not in handlers]
+    if missing:
+        log.warning(f"Event {event_id}: handlers {missing} are not registered here; not retried")
+    status = "failed" if failed or missing else "done"
     with engine.begin() as conn:
         conn.execute(
             events.update()

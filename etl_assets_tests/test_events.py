@@ -3,8 +3,11 @@ and `transaction.parsed` published after a job's load commits."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -150,3 +153,63 @@ def test_handler_names_default_to_the_function(handlers: dict[str, Flaky]) -> No
     name = f"{__name__}.test_handler_names_default_to_the_function.<locals>.refresh"
     assert events.handlers_for("forecast.requested")[name] is refresh
     unregister_handler("forecast.requested", name)
+
+
+class WebhookReceiver:
+    """A local HTTP endpoint that records the JSON bodies POSTed to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.status = 200
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # the name http.server calls
+                length = int(self.headers["Content-Length"])
+                receiver.bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(receiver.status)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                """Quiet."""
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook?token=s3cret"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
+    """EVENTS_WEBHOOK_URL pointing at a local receiver; the platform handlers re-registered."""
+    receiver = WebhookReceiver()
+    monkeypatch.setenv("EVENTS_WEBHOOK_URL", receiver.url)
+    monkeypatch.setattr(events, "_platform_handlers_registered", False)
+    yield receiver
+    unregister_handler(events.ALL_TOPICS, "webhook")
+    receiver.server.shutdown()
+
+
+def test_the_webhook_gets_every_event_and_a_failed_post_is_retried(
+    engine: sa.Engine, webhook: WebhookReceiver
+) -> None:
+    webhook.status = 503
+    event_id = publish_event("forecast.requested", {"products": ["SKU-0001"]}, engine=engine)
+    [event] = list_events(engine)
+    [run] = event["handlers"]
+    assert (run["handler"], run["status"]) == ("webhook", "failed")
+    assert run["error"] == "RuntimeError: webhook answered HTTP 503"  # no URL, no token
+
+    webhook.status = 204
+    assert retry_events(engine) == {event_id: "done"}
+    assert [body["payload"] for body in webhook.bodies] == [{"products": ["SKU-0001"]}] * 2
+    assert webhook.bodies[-1]["id"] == event_id
+    assert webhook.bodies[-1]["topic"] == "forecast.requested"
+
+
+def test_a_failed_handler_missing_from_this_process_keeps_its_event_failed(
+    engine: sa.Engine, handlers: dict[str, Flaky]
+) -> None:
+    event_id = publish_event("forecast.requested", {}, engine=engine)
+    unregister_handler("forecast.requested", "fails")  # e.g. a CLI without that module
+    assert retry_events(engine) == {event_id: "failed"}
+    register_handler("forecast.requested", handlers["fails"], name="fails")
