@@ -18,7 +18,7 @@ customer, not per order line) on every refresh.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -289,11 +289,3 @@ def _set_watermark(conn: sa.Connection, name: str, event_id: int) -> None:
     ).rowcount
     if not changed:
         conn.execute(downstream_watermarks.insert().values(name=name, **values))
-
-
-def table_rows(conn: sa.Connection, tables: Iterable[sa.Table]) -> dict[str, int]:
-    """Row count of each table."""
-    return {
-        t.name: int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one())
-        for t in tables
-    }
