@@ -129,6 +129,9 @@ def main() -> None:
         seconds = time.perf_counter() - started
         with dg.DagsterInstance.get() as instance:
             runs = instance.get_runs(dg.RunsFilter(job_name="etl_job"))
+            records = instance.get_run_records(dg.RunsFilter(job_name="etl_job"))
+        waits = sorted(r.start_time - r.create_timestamp.timestamp() for r in records if r.start_time)
+        spans = sorted(r.end_time - r.start_time for r in records if r.end_time and r.start_time)
         attempts = {job.job_id: job.attempts for job in ledger.list_jobs(limit=args.jobs)}
         retried = {job_id: ledger.attempts(job_id) for job_id, n in attempts.items() if n > 1}
 
@@ -142,6 +145,11 @@ def main() -> None:
         f"runs at once, ledger on {'SQLite' if args.sqlite else 'PostgreSQL'}: {counts}"
     )
     print(f"wall time: {seconds:.1f} s, {seconds / args.jobs:.2f} s per job  (target <= 0.50)")
+    if spans:
+        print(
+            f"per run: median {waits[len(waits) // 2]:.2f} s from request to start, "
+            f"{spans[len(spans) // 2]:.2f} s running (p90 {spans[int(len(spans) * 0.9)]:.2f} s)"
+        )
     once = len(runs) == args.jobs and set(attempts.values()) == {1}
     print(
         f"each job ran exactly once: {once} ({len(runs)} runs, attempts {set(attempts.values())})"

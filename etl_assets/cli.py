@@ -729,6 +729,7 @@ def _echo_json(value: Any) -> None:
 
 
 main.add_command(api_command)  # etl api: the ops HTTP API and dashboard (etl_assets/ops)
+from etl_assets import events_cli, validate_cli  # noqa: E402, F401 - add `etl events`, `etl validate`
 
 if __name__ == "__main__":
     sys.exit(main())

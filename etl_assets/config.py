@@ -59,6 +59,9 @@ class Settings:
     )
     dispatch_interval_seconds: int = _setting(5, "Seconds between dispatch sensor ticks.")
     inbox_interval_seconds: int = _setting(10, "Seconds between inbox sensor ticks.")
+    downstream_interval_seconds: int = _setting(
+        15, "Seconds between ticks of the sensor that refreshes daily_sales and customer_rfm."
+    )
     inbox_settle_seconds: float = _setting(
         2.0, "A file in the inbox must be unchanged this long before it is registered."
     )
@@ -82,6 +85,12 @@ class Settings:
         0.0, "Most catalog API requests a run process starts per second (0: no limit)."
     )
     reporting_currency: str = _setting("EUR", "Currency the warehouse reports amounts in.")
+    events_webhook_url: str = _setting(
+        "",
+        "URL every event is POSTed to as JSON (a failure is recorded and retryable); "
+        "empty: no webhook.",
+        secret=True,
+    )
     celery_broker_url: str = _setting(
         "",
         "Broker of the Celery run workers (e.g. amqp://guest@127.0.0.1//); when set, "

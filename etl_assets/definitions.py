@@ -5,6 +5,12 @@ from __future__ import annotations
 import dagster as dg
 
 from etl_assets.assets import SALES_ASSETS, build_etl_job
+from etl_assets.assets.checks import WAREHOUSE_CHECKS, sales_fact_checks
+from etl_assets.assets.downstream import (
+    DOWNSTREAM_ASSETS,
+    build_downstream_job,
+    build_downstream_sensor,
+)
 from etl_assets.config import Settings, secret_source
 from etl_assets.logs import configure_logging
 from etl_assets.resources.apis import api_clients
@@ -54,11 +60,14 @@ def build_resources(settings: Settings) -> dict[str, object]:
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The whole code location for `settings`."""
     etl_job = build_etl_job(settings)
+    downstream_job = build_downstream_job(dg.AssetSelection.checks(sales_fact_checks))
     backoff = Backoff.from_settings(settings)
     return dg.Definitions(
-        assets=SALES_ASSETS,
-        jobs=[etl_job],
+        assets=[*SALES_ASSETS, *DOWNSTREAM_ASSETS],
+        asset_checks=WAREHOUSE_CHECKS,
+        jobs=[etl_job, downstream_job],
         sensors=[
+            build_downstream_sensor(downstream_job, settings.downstream_interval_seconds),
             build_inbox_sensor(
                 settings.inbox_dir, settings.inbox_settle_seconds, settings.inbox_interval_seconds
             ),

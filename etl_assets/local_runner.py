@@ -48,14 +48,18 @@ class LocalDaemon:
             return list(result.run_requests or [])
         return [r for r in result if isinstance(r, dg.RunRequest)]
 
-    def execute(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
-        """Run one request of the dispatch sensor with the real asset job."""
-        job = self.defs.resolve_job_def(self.job_name)
+    def execute(
+        self, request: dg.RunRequest, job_name: str | None = None
+    ) -> dg.ExecuteInProcessResult:
+        """Run one request of a sensor with the real job (default: the asset job)."""
+        job = self.defs.resolve_job_def(job_name or self.job_name)
+        logs = {"loggers": {"console": {"config": {"log_level": self.log_level}}}}
+        run_config = {**(request.run_config or {}), **logs}
         return job.execute_in_process(
             partition_key=request.partition_key,
             instance=self.instance,
             tags=dict(request.tags),
-            run_config={"loggers": {"console": {"config": {"log_level": self.log_level}}}},
+            run_config=run_config,
             raise_on_error=False,
         )
 

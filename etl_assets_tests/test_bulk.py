@@ -135,3 +135,11 @@ def test_new_keys_go_straight_in_and_reloads_take_the_careful_path(
     assert counts == UpsertCounts(loaded=1, duplicate=1)
     assert len(staged) == 2
     assert ("O9", "Z", "J2", 2, 1) in facts(engine)
+
+
+def test_an_earlier_job_loading_late_leaves_the_later_jobs_row(engine: sa.Engine) -> None:
+    # J2 loaded the line first; J1 (created earlier: a retry, say) loads it afterwards.
+    load(engine, lines("J2", ("O1", "A", 5), quantity=4))
+    counts = load(engine, lines("J1", ("O1", "A", 2), ("O2", "B", 3)))
+    assert counts == UpsertCounts(loaded=1, duplicate=1)
+    assert facts(engine) == [("O1", "A", "J2", 5, 4), ("O2", "B", "J1", 3, 1)]

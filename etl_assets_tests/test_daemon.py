@@ -13,11 +13,14 @@ import dagster as dg
 import pytest
 from processes import wait_until_finished, wait_until_runs_end
 
+from etl_assets.assets.downstream import DOWNSTREAM_JOB
 from etl_assets.config import Settings
 from etl_assets.db import engine_for
+from etl_assets.definitions import defs
 from etl_assets.instance import write_dagster_home
 from etl_assets.ledger import JobStatus, Ledger
 from etl_assets.sample_data import corrupt, sales_frame, write_sales_csv
+from etl_assets.warehouse.downstream import latest_event_id
 
 REPO = Path(__file__).resolve().parents[1]
 DAEMON = Path(sys.executable).with_name("dagster-daemon")
@@ -38,8 +41,21 @@ def daemon_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
         "INBOX_SETTLE_SECONDS": "0",
         "INBOX_INTERVAL_SECONDS": "1",
         "DISPATCH_INTERVAL_SECONDS": "1",
+        "DOWNSTREAM_INTERVAL_SECONDS": "1",
     }
     return env
+
+
+def wait_until_refreshed(event_id: int, timeout: float) -> dg.DagsterRun:
+    """The successful downstream_job run that absorbed events up to `event_id`."""
+    deadline = time.monotonic() + timeout
+    with dg.DagsterInstance.get() as instance:
+        while time.monotonic() < deadline:
+            for run in instance.get_runs(dg.RunsFilter(job_name=DOWNSTREAM_JOB)):
+                if run.tags.get("etl/events_through") == str(event_id) and run.is_finished:
+                    return run
+            time.sleep(0.5)
+    raise AssertionError(f"no downstream run absorbed event {event_id} in {timeout} s")
 
 
 def test_inbox_to_warehouse_through_the_daemon(
@@ -70,6 +86,10 @@ def test_inbox_to_warehouse_through_the_daemon(
         # too, since stopping the daemon stops the code server and the runs it launched.
         with dg.DagsterInstance.get() as instance:
             wait_until_runs_end(instance, 3, timeout=60)
+        # downstream_sensor then refreshes daily_sales and customer_rfm for every load.
+        with engine_for(settings).connect() as conn:
+            latest = latest_event_id(conn)
+        refresh = wait_until_refreshed(latest, timeout=120)
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)
@@ -92,3 +112,15 @@ def test_inbox_to_warehouse_through_the_daemon(
             expected = "SUCCESS" if job.status is JobStatus.COMPLETED else "FAILURE"
             assert run.status.value == expected
         assert set(instance.get_dynamic_partitions("jobs")) == {j.job_id for j in jobs.values()}
+
+        # The downstream assets were materialized and every warehouse check is green.
+        assert refresh.status is dg.DagsterRunStatus.SUCCESS
+        for asset in ("daily_sales", "customer_rfm"):
+            assert instance.get_latest_materialization_event(dg.AssetKey(asset)) is not None
+        check_keys = defs.resolve_asset_graph().asset_check_keys
+        latest_checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            list(check_keys)
+        )
+        assert {key.name: record.status.value for key, record in latest_checks.items()} == {
+            key.name: "SUCCEEDED" for key in check_keys
+        }

@@ -18,14 +18,20 @@ def test_the_module_level_definitions_load() -> None:
         "job_run_failure_sensor",
         "reaper_sensor",
         "alerts_sensor",
+        "downstream_sensor",
     }
 
 
 def test_every_asset_is_partitioned_by_job_and_documented() -> None:
     graph = defs.resolve_asset_graph()
+    downstream = {dg.AssetKey("daily_sales"), dg.AssetKey("customer_rfm")}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.partitions_def == dg.DynamicPartitionsDefinition(name="jobs"), key
+        if key in downstream:  # warehouse-wide tables below the per-job graph
+            assert node.partitions_def is None, key
+            assert node.parent_keys == {dg.AssetKey("sales_fact")}, key
+        else:
+            assert node.partitions_def == dg.DynamicPartitionsDefinition(name="jobs"), key
         assert node.description, f"{key} has no description for the UI"
     assert graph.get(dg.AssetKey("sales_fact")).parent_keys == {
         dg.AssetKey("sales_source_rows"),
@@ -38,6 +44,7 @@ def test_the_job_runs_every_step_in_one_process() -> None:
     job = defs.resolve_job_def("etl_job")
     assert job.executor_def is dg.in_process_executor
     assert len(job.asset_layer.executable_asset_keys) == 4
+    assert not job.asset_layer.asset_graph.asset_check_keys  # the checks run downstream
 
 
 def test_secrets_reach_resources_as_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,8 +4,11 @@
    temporary inbox, and starts the reference FX and catalog APIs;
 2. runs the real inbox sensor (publisher), the real dispatch sensor and the real asset job on
    a temporary DAGSTER_HOME and SQLite database;
-3. prints the jobs table, row counts and warehouse totals, and exits non-zero if any job did
-   not end as expected.
+3. runs the real downstream sensor and job: the warehouse checks, then daily_sales and
+   customer_rfm;
+4. prints the jobs table, row counts, warehouse totals and check results, and exits non-zero
+   if any job did not end as expected, a downstream asset was not materialized or a check
+   is red.
 
 Pass --keep to keep the temporary folder and look around afterwards, e.g. with
 `DAGSTER_HOME=<folder>/dagster_home dagster dev -w workspace.yaml` to see the runs in the UI.
@@ -60,11 +63,12 @@ def run(workdir: Path) -> int:
             os.environ.pop(secret, None)
         expected = make_inbox(workdir / "data" / "inbox" / "sales")
         started = time.perf_counter()
-        jobs = run_pipeline()
+        jobs, downstream = run_pipeline()
         seconds = time.perf_counter() - started
         calls = dict(api.faults.calls)
     report(jobs, seconds, calls)
-    return check(jobs, expected)
+    report_downstream(downstream)
+    return check(jobs, expected) or check_downstream(downstream)
 
 
 def make_inbox(inbox: Path) -> dict[str, dict[str, object]]:
@@ -119,8 +123,58 @@ def run_pipeline() -> list:  # list[Job]
         daemon = LocalDaemon(defs, instance, log_level="CRITICAL")
         daemon.tick("inbox_sensor")
         daemon.drain()
+        downstream = refresh_downstream(daemon)
         ledger = LedgerResource(database_url=settings.database_url).ledger
-        return sorted(ledger.list_jobs(limit=1000), key=lambda job: job.source_name)
+        return sorted(ledger.list_jobs(limit=1000), key=lambda job: job.source_name), downstream
+
+
+def refresh_downstream(daemon) -> dict[str, object]:  # daemon: LocalDaemon
+    """One tick of the real downstream sensor and its run: checks, daily_sales, customer_rfm."""
+    from etl_assets.assets.downstream import DOWNSTREAM_JOB
+
+    requests = daemon.tick("downstream_sensor")
+    if not requests:
+        return {"materialized": [], "checks": {}}
+    result = daemon.execute(requests[0], DOWNSTREAM_JOB)
+    return {
+        "materialized": sorted(
+            e.asset_key.path[-1] for e in result.get_asset_materialization_events()
+        ),
+        "checks": {
+            e.check_name: (e.passed, e.description) for e in result.get_asset_check_evaluations()
+        },
+    }
+
+
+def report_downstream(downstream: dict[str, object]) -> None:
+    """Print the downstream tables and the warehouse checks."""
+    import sqlalchemy as sa
+
+    from etl_assets.cli import format_table
+    from etl_assets.config import Settings
+    from etl_assets.db import engine_for, read_connection
+
+    with read_connection(engine_for(Settings.from_env())) as conn:
+        segments = conn.execute(
+            sa.text(
+                "SELECT segment, count(*), round(sum(monetary), 2) FROM customer_rfm "
+                "GROUP BY segment ORDER BY count(*) DESC"
+            )
+        ).all()
+        days = conn.execute(
+            sa.text("SELECT count(DISTINCT order_date), count(*) FROM daily_sales")
+        ).one()
+    print(f"\nDownstream assets materialized: {', '.join(downstream['materialized']) or 'none'}")
+    print(f"daily_sales: {days[1]} rows over {days[0]} days")
+    print(format_table(("rfm segment", "customers", "monetary"), segments))
+    print("\nWarehouse checks (etl_assets/assets/checks.py)")
+    checks = downstream["checks"]
+    print(
+        format_table(
+            ("check", "result", "detail"),
+            [(name, "green" if ok else "RED", why) for name, (ok, why) in sorted(checks.items())],
+        )
+    )
 
 
 def report(jobs: list, seconds: float, calls: dict[str, int]) -> None:
@@ -216,6 +270,22 @@ def check(jobs: list, expected: dict[str, dict[str, object]]) -> int:
         print("\nFAILED:\n  " + "\n  ".join(problems))
         return 1
     print("\nOK: every job ended as expected; rows in = loaded + quarantined + duplicate.")
+    return 0
+
+
+def check_downstream(downstream: dict[str, object]) -> int:
+    """0 when both downstream assets were materialized and every check is green."""
+    problems = []
+    if downstream["materialized"] != ["customer_rfm", "daily_sales"]:
+        problems.append(f"downstream assets materialized: {downstream['materialized']}")
+    checks = downstream["checks"]
+    if len(checks) != 6:
+        problems.append(f"{len(checks)} warehouse checks ran, expected 6")
+    problems += [f"check {name} is red: {why}" for name, (ok, why) in checks.items() if not ok]
+    if problems:
+        print("\nFAILED:\n  " + "\n  ".join(problems))
+        return 1
+    print("OK: daily_sales and customer_rfm materialized; every warehouse check is green.")
     return 0
 
 

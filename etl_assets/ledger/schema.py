@@ -134,3 +134,12 @@ quarantined_rows = sa.Table(
     sa.CheckConstraint("status IN ('quarantined', 'loaded', 'duplicate')", name="status"),
     sa.Index("ix_quarantined_rows_created_at", "created_at"),
 )
+
+
+def completed_job_ids() -> sa.Subquery:
+    """Ids of every completed job, in the ledger or pruned from it (column `job_id`): the
+    jobs whose warehouse rows count."""
+    return sa.union_all(
+        sa.select(jobs.c.job_id).where(jobs.c.status == "completed"),
+        sa.select(pruned_jobs.c.job_id).where(pruned_jobs.c.status == "completed"),
+    ).subquery("completed_jobs")

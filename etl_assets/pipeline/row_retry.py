@@ -27,6 +27,7 @@ from etl_assets.ledger import Job, JobStatus, Ledger, quarantine
 from etl_assets.ledger.quarantine import RowStatus
 from etl_assets.resources.apis import CatalogResource, FxRatesResource
 from etl_assets.warehouse.bulk import upsert_rows
+from etl_assets.warehouse.parsed import dispatch_after_commit, record_rows_parsed
 
 
 @dataclass
@@ -136,6 +137,12 @@ def _retry_job_rows(
         ledger.move_recovered_rows(
             conn, job.job_id, loaded=counts.loaded, duplicate=counts.duplicate
         )
+        # Downstream tables learn of the rows through the same event as a job's load.
+        event_id = (
+            None if lines.empty else record_rows_parsed(conn, ledger.get(job.job_id, conn), lines)
+        )
+    if event_id is not None:
+        dispatch_after_commit(ledger.engine, event_id)
 
 
 def _as_columns(raw_row: Mapping[str, str], columns: list[str]) -> dict[str, str]:

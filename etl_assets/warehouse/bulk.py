@@ -7,8 +7,9 @@ and the batch takes the careful path: into a session-private staging table, then
 set-based upsert, the same SQL on both databases:
 
 - a key the warehouse does not hold yet is inserted;
-- a key loaded earlier by *another* job is replaced: the later job wins, and the row counts as
-  a duplicate in this job;
+- a key loaded earlier by *another* job counts as a duplicate in this job; the later job (by
+  job id, which sorts by creation time) wins: its values and its job_id replace an earlier
+  job's row, and an earlier job loading late (a retry) leaves a later job's row alone;
 - a key loaded earlier by *this* job from the same line (a retry or a resumed load) is
   rewritten with the same values: idempotent, counted as loaded;
 - a key this job already loaded from an earlier line of its file is kept: the first line wins
@@ -172,5 +173,6 @@ def _upsert_sql(target: str, stage: str, key: Sequence[str], columns: Sequence[s
     return (
         f"INSERT INTO {target} ({names}) SELECT {names} FROM {stage} WHERE true "
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates} "
-        f"WHERE {target}.job_id <> excluded.job_id OR {target}.source_row = excluded.source_row"
+        f"WHERE {target}.job_id < excluded.job_id "
+        f"OR ({target}.job_id = excluded.job_id AND {target}.source_row = excluded.source_row)"
     )

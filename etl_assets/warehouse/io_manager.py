@@ -14,6 +14,7 @@ from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
 from etl_assets.tracking import job_step
 from etl_assets.warehouse.load import load_job
+from etl_assets.warehouse.parsed import dispatch_job_events
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         with job_step(ledger, job_id, run_id, "warehouse load", policy) as step:
             logger.info("upload started: job=%s, rows=%d", job_id, obj.source.chunks.row_count)
             completed = load_job(ledger, step.job, run_id, obj, step.heartbeat)
+        # The load committed with its transaction.parsed event: run the event's handlers now,
+        # outside the step, so no handler can fail or slow down the load.
+        dispatch_job_events(ledger.engine, job_id)
         logger.info(
             "loaded: job=%s, created %d, quarantined %d, duplicates %d",
             job_id,

@@ -15,6 +15,7 @@ from etl_assets.ledger import Job, Ledger, quarantine
 from etl_assets.pipeline.transform import SalesLinesToLoad
 from etl_assets.tracking import Heartbeat
 from etl_assets.warehouse.bulk import upsert_rows
+from etl_assets.warehouse.parsed import record_transaction_parsed
 
 ENRICH_STAGE = "enrich"
 
@@ -40,7 +41,8 @@ def resume_point(job: Job, lines: SalesLinesToLoad) -> dict[str, Any]:
 def load_job(
     ledger: Ledger, job: Job, run_id: str, lines: SalesLinesToLoad, heartbeat: Heartbeat
 ) -> Job:
-    """Load every chunk not yet committed, then complete the job; returns the completed job."""
+    """Load every chunk not yet committed, then complete the job and record its
+    `transaction.parsed` event; returns the completed job."""
     dataset = get_dataset(job.dataset)
     checkpoint = resume_point(job, lines)
     resumed_from = checkpoint["chunks_done"]
@@ -81,7 +83,7 @@ def load_job(
         "rows_per_second": round(rows_this_run / seconds) if seconds > 0 else None,
     }
     with ledger.engine.begin() as conn:
-        return ledger.complete(
+        completed = ledger.complete(
             conn,
             job.job_id,
             run_id,
@@ -89,6 +91,10 @@ def load_job(
             rows_duplicate=checkpoint["rows_duplicate"],
             metrics=metrics,
         )
+        # The event commits with the completion; the IO manager runs its handlers after
+        # the step (parsed.dispatch_job_events).
+        record_transaction_parsed(conn, dataset.fact_table, completed)
+    return completed
 
 
 def _processed(lines: SalesLinesToLoad, checkpoint: dict[str, Any]) -> int:

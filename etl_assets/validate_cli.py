@@ -1,0 +1,60 @@
+"""`etl validate`: missing dates per store and gaps in the loaded data of a date range.
+
+Importing this module adds the command to `etl` (see etl_assets/cli.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+
+from etl_assets.cli import _echo_json, _settings, format_table, main, reports_errors
+from etl_assets.completeness import Completeness, check_completeness
+from etl_assets.db import engine_for
+
+GAPS_SHOWN = 5  # per store in the table; --json lists them all
+
+
+@main.command("validate")
+@click.option("--dataset", default="sales", show_default=True)
+@click.option("--from", "first", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--to", "last", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--store", "stores", multiple=True, help="Only this store (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@reports_errors
+def validate(
+    dataset: str, first: dt.datetime, last: dt.datetime, stores: tuple[str, ...], as_json: bool
+) -> None:
+    """Report the dates each store has no loaded rows for, from --from to --to (inclusive);
+    exit 1 when any date is missing."""
+    report = check_completeness(
+        engine_for(_settings()), dataset, first.date(), last.date(), list(stores) or None
+    )
+    if as_json:
+        _echo_json(report.as_dict())
+    else:
+        click.echo(_table(report))
+    if not report.complete:
+        raise SystemExit(1)
+
+
+def _table(report: Completeness) -> str:
+    days = (report.last - report.first).days + 1
+    lines = [f"{report.dataset}: {report.first} to {report.last} ({days} days)", ""]
+    rows = []
+    for store in report.stores:
+        gaps = [f"{a}" if a == b else f"{a}..{b}" for a, b in store.gaps]
+        shown = ", ".join(gaps[:GAPS_SHOWN]) + (
+            f" (+{len(gaps) - GAPS_SHOWN})" if len(gaps) > GAPS_SHOWN else ""
+        )
+        rows.append((store.store_id, store.dates_loaded, len(store.missing_dates), shown or "-"))
+    lines.append(format_table(("store", "days loaded", "days missing", "gaps"), rows))
+    if report.dates_without_data:
+        lines.append(f"\n{len(report.dates_without_data)} dates without data from any store")
+    lines.append(
+        "\ncomplete: every store has data on every date"
+        if report.complete
+        else "\nINCOMPLETE: dates are missing (exit status 1)"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,187 @@
+"""daily_sales and customer_rfm: started by downstream_sensor after jobs load, recomputed for
+what the jobs touched, equal to a full rebuild, and checked on the way."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from conftest import Platform
+
+from etl_assets.assets.downstream import DOWNSTREAM_JOB
+from etl_assets.events import list_events
+from etl_assets.pipeline.row_retry import Enrichment, retry_rows
+from etl_assets.publisher import publish_file, source_archive
+from etl_assets.resources.apis import api_clients
+from etl_assets.sample_data import sales_frame, write_sales_csv
+from etl_assets.warehouse.downstream import refresh_customer_rfm, refresh_daily_sales
+
+
+def refresh(platform: Platform) -> dg.ExecuteInProcessResult | None:
+    """One downstream_sensor tick and the run it requests, if any."""
+    requests = platform.daemon.tick("downstream_sensor")
+    if not requests:
+        return None
+    [request] = requests
+    return platform.daemon.execute(request, DOWNSTREAM_JOB)
+
+
+def load(platform: Platform, name: str, frame: pd.DataFrame) -> None:
+    """Publish `frame` as a file and run every job."""
+    path = write_sales_csv(platform.tmp_path / name, frame)
+    publish_file(
+        platform.ledger, source_archive(platform.settings.staging_dir), path, dataset="sales"
+    )
+    platform.run_all()
+
+
+def table(platform: Platform, name: str, order: str) -> pd.DataFrame:
+    with platform.ledger.engine.connect() as conn:
+        frame = pd.read_sql(sa.text(f"SELECT * FROM {name} ORDER BY {order}"), conn)
+    return frame.drop(columns=["updated_at"])
+
+
+def expected_daily_sales(platform: Platform) -> pd.DataFrame:
+    with platform.ledger.engine.connect() as conn:
+        facts = pd.read_sql(sa.text("SELECT * FROM sales_fact"), conn)
+    grouped = facts.groupby(["order_date", "sku", "store_id"]).agg(
+        revenue=("amount_reporting", "sum"),
+        units=("quantity", "sum"),
+        orders=("order_id", "nunique"),
+        lines=("order_id", "size"),
+    )
+    return grouped.reset_index()
+
+
+def test_jobs_loading_start_the_refresh_and_checks_go_green(platform: Platform) -> None:
+    assert platform.daemon.tick("downstream_sensor") == []  # nothing loaded yet
+    platform.submit("north.csv", rows=60, every=7)
+    platform.submit("south.csv", rows=45, seed=1)
+    platform.run_all()
+
+    result = refresh(platform)
+    assert result is not None and result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert len(checks) == 6 and all(checks.values()), checks
+    materialized = {m.asset_key.path[-1] for m in result.get_asset_materialization_events()}
+    assert materialized == {"daily_sales", "customer_rfm"}
+    assert refresh(platform) is None  # up to date: the next tick skips
+
+    daily = table(platform, "daily_sales", "order_date, sku, store_id")
+    want = expected_daily_sales(platform)
+    assert len(daily) == len(want)
+    assert daily["revenue"].sum() == pytest.approx(want["revenue"].sum())
+    assert daily["units"].sum() == want["units"].sum()
+    assert set(table(platform, "customer_rfm", "customer_id")["segment"]) <= {
+        "champions",
+        "loyal",
+        "new",
+        "at_risk",
+        "hibernating",
+        "needs_attention",
+    }
+
+
+def snapshot(platform: Platform) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return (
+        table(platform, "daily_sales", "order_date, sku, store_id"),
+        table(platform, "customer_rfm", "customer_id"),
+    )
+
+
+def test_an_incremental_refresh_recomputes_what_the_job_touched_and_equals_a_rebuild(
+    platform: Platform,
+) -> None:
+    first = sales_frame(60, seed=1, order_prefix="A", start=dt.date(2024, 1, 1), days=10)
+    second = sales_frame(30, seed=2, order_prefix="B", start=dt.date(2024, 1, 8), days=5)
+    second.iloc[:3] = first.iloc[:3].to_numpy()  # an order of the first file again...
+    second.iloc[:3, second.columns.get_loc("quantity")] = "7"  # ...corrected: B wins
+    load(platform, "a.csv", first)
+    assert refresh(platform).success  # type: ignore[union-attr]
+    load(platform, "b.csv", second)
+
+    result = refresh(platform)
+    assert result is not None and result.success
+    metadata = {
+        m.asset_key.path[-1]: {k: v.value for k, v in m.metadata.items()}
+        for m in (e.materialization for e in result.get_asset_materialization_events())
+    }
+    touched_dates = set(second["order_date"])
+    assert metadata["daily_sales"]["mode"] == "incremental"
+    assert metadata["daily_sales"]["jobs_absorbed"] == 1
+    assert metadata["daily_sales"]["keys_recomputed"] == len(touched_dates)
+    assert metadata["customer_rfm"]["keys_recomputed"] == second["customer_id"].nunique()
+    incremental = snapshot(platform)
+
+    with platform.ledger.engine.begin() as conn:  # a rebuild from scratch gives the same
+        conn.execute(sa.text("DELETE FROM daily_sales"))
+        conn.execute(sa.text("DELETE FROM customer_rfm"))
+    refresh_daily_sales(platform.ledger.engine, full=True)
+    refresh_customer_rfm(platform.ledger.engine, full=True)
+    rebuilt = snapshot(platform)
+    for mine, theirs in zip(incremental, rebuilt, strict=True):
+        pd.testing.assert_frame_equal(mine, theirs)
+    daily = incremental[0]
+    corrected = first.iloc[0]
+    line = daily[(daily["sku"] == corrected["sku"]) & (daily["store_id"] == corrected["store_id"])]
+    assert line["units"].sum() >= 7  # the later job's quantity, not the first file's
+    want = expected_daily_sales(platform)
+    assert daily["units"].sum() == want["units"].sum()
+
+
+def test_rfm_scores_and_segments(platform: Platform) -> None:
+    platform.submit("rfm.csv", rows=300, seed=3)
+    platform.run_all()
+    assert refresh(platform).success  # type: ignore[union-attr]
+    rfm = table(platform, "customer_rfm", "customer_id")
+    with platform.ledger.engine.connect() as conn:
+        facts = pd.read_sql(sa.text("SELECT * FROM sales_fact"), conn)
+    by_customer = facts.groupby("customer_id").agg(
+        frequency=("order_id", "nunique"), monetary=("amount_reporting", "sum")
+    )
+    merged = rfm.merge(by_customer.reset_index(), on="customer_id", suffixes=("", "_want"))
+    assert (merged["frequency"] == merged["frequency_want"]).all()
+    assert np.allclose(merged["monetary"], merged["monetary_want"])
+    latest = pd.to_datetime(rfm["last_order_date"]).max()
+    recency = (latest - pd.to_datetime(rfm["last_order_date"])).dt.days
+    assert (rfm["recency_days"] == recency).all()
+    assert rfm[["r_score", "f_score", "m_score"]].isin(range(1, 6)).all().all()
+    champions = rfm[rfm["segment"] == "champions"]
+    assert ((champions["r_score"] >= 4) & (champions["f_score"] >= 4)).all()
+    most_recent = rfm.sort_values(["last_order_date", "customer_id"]).iloc[-1]
+    assert most_recent["r_score"] == 5 and most_recent["recency_days"] == 0
+
+
+def test_the_sensor_waits_for_a_refresh_in_progress(platform: Platform) -> None:
+    platform.submit("north.csv", rows=12)
+    platform.run_all()
+    job = platform.daemon.defs.resolve_job_def(DOWNSTREAM_JOB)
+    platform.daemon.instance.create_run_for_job(job, status=dg.DagsterRunStatus.STARTED)
+    assert platform.daemon.tick("downstream_sensor") == []
+
+
+def test_rows_retried_from_quarantine_reach_the_downstream_tables(platform: Platform) -> None:
+    job = platform.submit("fixable.csv", rows=60, every=10)
+    platform.run_all()
+    assert refresh(platform).success  # type: ignore[union-attr]
+    rows = {r["reason"].split(":")[0]: r for r in platform.ledger.quarantined(job.job_id)}
+    fx, catalog = api_clients(platform.settings)
+    enrichment = Enrichment(fx, catalog, platform.settings.reporting_currency)
+    fixed = retry_rows(
+        platform.ledger, enrichment, row_ids=[rows["quantity"]["id"]], fixes={"quantity": "2"}
+    )
+    assert len(fixed.loaded) == 1
+    [event] = list_events(platform.ledger.engine, limit=1)
+    assert event["payload"]["source"] == "failed-rows retry"
+    assert len(event["payload"]["dates"]) == 1
+
+    result = refresh(platform)  # the retry's event starts the next refresh
+    assert result is not None and result.success
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    assert table(platform, "daily_sales", "sku")["units"].sum() == (
+        expected_daily_sales(platform)["units"].sum()
+    )
