@@ -130,7 +130,9 @@ def main() -> None:
         with dg.DagsterInstance.get() as instance:
             runs = instance.get_runs(dg.RunsFilter(job_name="etl_job"))
             records = instance.get_run_records(dg.RunsFilter(job_name="etl_job"))
-        waits = sorted(r.start_time - r.create_timestamp.timestamp() for r in records if r.start_time)
+        waits = sorted(
+            r.start_time - r.create_timestamp.timestamp() for r in records if r.start_time
+        )
         spans = sorted(r.end_time - r.start_time for r in records if r.end_time and r.start_time)
         attempts = {job.job_id: job.attempts for job in ledger.list_jobs(limit=args.jobs)}
         retried = {job_id: ledger.attempts(job_id) for job_id, n in attempts.items() if n > 1}
@@ -156,8 +158,10 @@ def main() -> None:
     )
     for job_id, history in retried.items():  # why a job needed more than one attempt
         for attempt in history:
-            print(f"  {job_id} attempt {attempt['attempt']}: {attempt['outcome']} "
-                  f"{attempt['error_type'] or ''} {(attempt['error_message'] or '')[:300]}")
+            print(
+                f"  {job_id} attempt {attempt['attempt']}: {attempt['outcome']} "
+                f"{attempt['error_type'] or ''} {(attempt['error_message'] or '')[:300]}"
+            )
 
 
 if __name__ == "__main__":
