@@ -37,6 +37,12 @@ class Settings:
     inbox_dir: str = _setting("", "Folder watched for new CSV files, one sub-folder per dataset.")
     staging_dir: str = _setting("", "Folder for per-job intermediate chunks and archived sources.")
     batch_size: int = _setting(20, "Pending jobs the dispatch sensor claims per tick.")
+    jobs_per_run: int = _setting(
+        10, "Small jobs run together in one batch run (1: every job in its own run)."
+    )
+    small_job_bytes: int = _setting(
+        1_000_000, "Files up to this size are small jobs, which may share a batch run."
+    )
     chunk_rows: int = _setting(100_000, "Rows per chunk: bounds memory and is the checkpoint unit.")
     retry_max_attempts: int = _setting(3, "Attempts a job gets in all before it is dead-lettered.")
     max_concurrent_jobs: int = _setting(4, "Runs Dagster's run queue lets run at once.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from etl_assets.assets import SALES_ASSETS, build_etl_job
+from etl_assets.assets.batch import etl_batch_job
 from etl_assets.assets.checks import WAREHOUSE_CHECKS, sales_fact_checks
 from etl_assets.assets.downstream import (
     DOWNSTREAM_ASSETS,
@@ -65,14 +66,21 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[*SALES_ASSETS, *DOWNSTREAM_ASSETS],
         asset_checks=WAREHOUSE_CHECKS,
-        jobs=[etl_job, downstream_job],
+        jobs=[etl_job, etl_batch_job, downstream_job],
         sensors=[
             build_downstream_sensor(downstream_job, settings.downstream_interval_seconds),
             build_inbox_sensor(
                 settings.inbox_dir, settings.inbox_settle_seconds, settings.inbox_interval_seconds
             ),
-            build_dispatch_sensor(etl_job, settings.batch_size, settings.dispatch_interval_seconds),
-            build_run_failure_sensor(etl_job, backoff),
+            build_dispatch_sensor(
+                etl_job,
+                etl_batch_job,
+                settings.batch_size,
+                settings.dispatch_interval_seconds,
+                settings.jobs_per_run,
+                settings.small_job_bytes,
+            ),
+            build_run_failure_sensor(etl_job, etl_batch_job, backoff),
             build_reaper_sensor(
                 settings.stuck_after_seconds, settings.reaper_interval_seconds, backoff
             ),

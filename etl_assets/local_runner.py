@@ -52,7 +52,7 @@ class LocalDaemon:
         self, request: dg.RunRequest, job_name: str | None = None
     ) -> dg.ExecuteInProcessResult:
         """Run one request of a sensor with the real job (default: the asset job)."""
-        job = self.defs.resolve_job_def(job_name or self.job_name)
+        job = self.defs.resolve_job_def(job_name or request.job_name or self.job_name)
         logs = {"loggers": {"console": {"config": {"log_level": self.log_level}}}}
         run_config = {**(request.run_config or {}), **logs}
         return job.execute_in_process(

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from etl_assets.assets.batch import BATCH_TAG, JOB_TAG_PREFIX
 from etl_assets.db import utcnow
 from etl_assets.ledger import ErrorType, Job, Ledger
 from etl_assets.ledger.errors import IllegalTransition
@@ -56,10 +57,25 @@ def find_run(instance: dg.DagsterInstance, job: Job) -> dg.DagsterRun | None:
     """The Dagster run of the job's current attempt, if one exists."""
     if job.run_id:
         return instance.get_run_by_id(job.run_id)
-    runs = instance.get_runs(
-        dg.RunsFilter(tags={"etl/job_id": job.job_id, "etl/attempt": str(job.attempts)}), limit=1
-    )
-    return runs[0] if runs else None
+    for tags in (
+        {"etl/job_id": job.job_id, "etl/attempt": str(job.attempts)},
+        {f"{JOB_TAG_PREFIX}{job.job_id}": str(job.attempts)},  # a batch run (assets/batch.py)
+    ):
+        runs = instance.get_runs(dg.RunsFilter(tags=tags), limit=1)
+        if runs:
+            return runs[0]
+    return None
+
+
+def terminate_unless_batch(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """Ask Dagster to terminate the run, unless it is a batch run: that would stop every
+    other job of the batch too. A job leaving a batch run stops at its next heartbeat check
+    (JobNotOwned), and the batch goes on. Returns whether termination was requested."""
+    run = instance.get_run_by_id(run_id)
+    if run is None or run.is_finished or run.tags.get(BATCH_TAG):
+        return False
+    instance.run_coordinator.cancel_run(run_id)
+    return True
 
 
 def is_stale(job: Job, stale_before: dt.datetime) -> bool:
@@ -111,7 +127,7 @@ def apply(
         if verdict.action is Action.CANCEL:
             return ledger.cancel(job.job_id)
         if verdict.action is Action.REQUEUE_AND_TERMINATE and instance is not None and job.run_id:
-            instance.run_coordinator.cancel_run(job.run_id)
+            terminate_unless_batch(instance, job.run_id)
         delay = backoff.delay(job.retry_count + 1)
         return ledger.requeue_or_fail(
             job.job_id,

@@ -151,6 +151,7 @@ def settings(database_url: str, tmp_path: Path, api: ReferenceApiServer) -> Sett
         heartbeat_seconds=0,  # no heartbeat thread unless a test asks for one
         backoff_base_seconds=0.01,  # Dagster's step retries really sleep: keep them short
         backoff_jitter=0.0,
+        jobs_per_run=1,  # one run per job; test_batch.py covers batch runs
     ).resolved()
 
 
@@ -177,7 +178,9 @@ class Platform:
         frame = sales_frame(rows, seed=seed, order_prefix=Path(name).stem.upper())
         if every:
             corrupt(frame, every)
-        path = write_sales_csv(self.tmp_path / "in" / name, frame)
+        return self.submit_file(write_sales_csv(self.tmp_path / "in" / name, frame))
+
+    def submit_file(self, path: Path) -> Job:
         archive = source_archive(self.settings.staging_dir)
         return publish_file(self.ledger, archive, path, dataset="sales").job
 
@@ -192,6 +195,11 @@ class Platform:
 
 @pytest.fixture
 def platform(settings: Settings, instance: dg.DagsterInstance, tmp_path: Path) -> Platform:
+    return platform_for(settings, instance, tmp_path)
+
+
+def platform_for(settings: Settings, instance: dg.DagsterInstance, tmp_path: Path) -> Platform:
+    """The code location built from `settings`, driven in process on `instance`."""
     defs = build_definitions(settings)
     ledger = Ledger(engine_for(settings), max_attempts=settings.retry_max_attempts)
     return Platform(settings, LocalDaemon(defs, instance), ledger, tmp_path)

@@ -89,6 +89,7 @@ def test_two_celery_workers_share_the_jobs_and_run_each_once(
             "FX_API_URL": settings.fx_api_url,
             "CATALOG_API_URL": settings.catalog_api_url,
             "DISPATCH_INTERVAL_SECONDS": "1",
+            "JOBS_PER_RUN": "1",  # one run per job here; batch runs: test_batch.py, the benchmark
             "MAX_CONCURRENT_JOBS": "4",
             "LOG_LEVEL": "INFO",
         }

@@ -42,6 +42,7 @@ def daemon_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
         "INBOX_SETTLE_SECONDS": "0",
         "INBOX_INTERVAL_SECONDS": "1",
         "DISPATCH_INTERVAL_SECONDS": "1",
+        "JOBS_PER_RUN": "1",  # one run per job here; batch runs: test_batch.py, the benchmark
         "DOWNSTREAM_INTERVAL_SECONDS": "1",
     }
     return env

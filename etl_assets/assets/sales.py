@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from etl_assets.partitions import job_partitions
+from etl_assets.pipeline.metadata import source_metadata
 from etl_assets.pipeline.source import SourceRows, stage_source_rows
 from etl_assets.pipeline.transform import SalesLinesToLoad
 from etl_assets.resources.apis import CatalogResource, FxRatesResource
@@ -62,13 +63,7 @@ def sales_source_rows(
     )
     return dg.Output(
         source,
-        metadata={
-            "dagster/row_count": source.chunks.row_count,
-            "rows_total": source.rows_total,
-            "rows_quarantined": source.rows_quarantined,
-            "chunks": source.chunks.chunk_count,
-            "source_file": job.source_name,
-        },
+        metadata=source_metadata(source, job.source_name),
     )
 
 

@@ -76,11 +76,14 @@ def terminate_run(run_id: str) -> str:
         return f"run {run_id}: stops at its next heartbeat (set DAGSTER_HOME to terminate it now)"
     import dagster as dg
 
+    from etl_assets.recovery import terminate_unless_batch
+
     with dg.DagsterInstance.get() as instance:
         run = instance.get_run_by_id(run_id)
         if run is None or run.is_finished:
             return f"run {run_id}: already ended"
-        instance.run_coordinator.cancel_run(run_id)
+        if not terminate_unless_batch(instance, run_id):
+            return f"run {run_id}: a batch run; the job leaves it at its next heartbeat"
         return f"run {run_id}: termination requested"
 
 

@@ -1,9 +1,12 @@
-"""The dispatch sensor: claims due pending jobs and requests one run per job attempt."""
+"""The dispatch sensor: claims due pending jobs and requests their runs: one asset-job run
+per job attempt, or, for small jobs, one batch run per group of them (assets/batch.py)."""
 
+import hashlib
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from etl_assets.assets.batch import BATCH_JOB, BATCH_TAG, JOB_TAG_PREFIX
 from etl_assets.ledger import Job
 from etl_assets.partitions import job_partitions
 from etl_assets.resources.ledger import LedgerResource
@@ -29,17 +32,54 @@ def run_request_for(job: Job) -> dg.RunRequest:
     )
 
 
+def batch_run_request(batch: list[Job]) -> dg.RunRequest:
+    """One run of the batch job over `batch` (claimed attempts of small jobs). Each job is
+    tagged with its attempt, so the reaper finds the run of any of them."""
+    attempts = ",".join(job.run_key for job in batch)
+    return dg.RunRequest(
+        run_key=f"batch:{hashlib.sha256(attempts.encode()).hexdigest()[:24]}",
+        job_name=BATCH_JOB,
+        run_config={"ops": {"run_job_batch": {"config": {"job_ids": [j.job_id for j in batch]}}}},
+        tags={
+            BATCH_TAG: str(len(batch)),
+            "dagster/priority": str(max(job.priority for job in batch)),
+            **{f"{JOB_TAG_PREFIX}{job.job_id}": str(job.attempts) for job in batch},
+        },
+    )
+
+
+def plan_runs(claimed: list[Job], jobs_per_run: int, small_job_bytes: int) -> list[dg.RunRequest]:
+    """The runs for the claimed jobs (in claim order): small jobs in batches of up to
+    `jobs_per_run`, every other job (and a small job left alone) in its own asset-job run."""
+    small = [j for j in claimed if jobs_per_run > 1 and j.size_bytes <= small_job_bytes]
+    alone = [j for j in claimed if j not in small]
+    batches = [small[i : i + jobs_per_run] for i in range(0, len(small), jobs_per_run)]
+    alone += [batch[0] for batch in batches if len(batch) == 1]
+    return [batch_run_request(b) for b in batches if len(b) > 1] + [
+        run_request_for(j) for j in alone
+    ]
+
+
 def build_dispatch_sensor(
-    job: "UnresolvedAssetJobDefinition", batch_size: int, interval_seconds: int
+    job: "UnresolvedAssetJobDefinition",
+    batch_job: dg.JobDefinition,
+    batch_size: int,
+    interval_seconds: int,
+    jobs_per_run: int = 1,
+    small_job_bytes: int = 0,
 ) -> dg.SensorDefinition:
-    """The dispatcher of `job`, claiming at most `batch_size` jobs per tick."""
+    """The dispatcher of `job` and `batch_job`, claiming at most `batch_size` jobs per tick
+    and running up to `jobs_per_run` jobs of at most `small_job_bytes` together."""
 
     @dg.sensor(
         name="dispatch_sensor",
-        job=job,
+        jobs=[job, batch_job],
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Claims up to {batch_size} due pending jobs per tick and runs each one.",
+        description=(
+            f"Claims up to {batch_size} due pending jobs per tick; runs each one, or up to "
+            f"{jobs_per_run} small ones together."
+        ),
     )
     def dispatch_sensor(
         context: dg.SensorEvaluationContext, ledger: LedgerResource
@@ -54,7 +94,7 @@ def build_dispatch_sensor(
             return dg.SkipReason("no due pending jobs")
         context.log.info(f"claimed {len(claimed)} job(s): {', '.join(j.job_id for j in claimed)}")
         return dg.SensorResult(
-            run_requests=[run_request_for(j) for j in claimed],
+            run_requests=plan_runs(claimed, jobs_per_run, small_job_bytes),
             # Idempotent; covers jobs submitted without access to the Dagster instance.
             dynamic_partitions_requests=[
                 job_partitions.build_add_request([j.job_id for j in claimed])

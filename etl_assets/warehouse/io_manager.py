@@ -9,6 +9,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from etl_assets.db import metadata, read_connection
+from etl_assets.pipeline.metadata import load_metadata
 from etl_assets.pipeline.transform import SalesLinesToLoad
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
@@ -47,16 +48,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             completed.rows_quarantined,
             completed.rows_duplicate,
         )
-        context.add_output_metadata(
-            {
-                "dagster/row_count": completed.rows_loaded,
-                "rows_total": completed.rows_total or 0,
-                "rows_quarantined": completed.rows_quarantined,
-                "rows_duplicate": completed.rows_duplicate,
-                "job_id": job_id,
-                "load_seconds": (completed.metrics or {}).get("load_seconds", 0.0),
-            }
-        )
+        context.add_output_metadata(load_metadata(completed))
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         """The rows the input's job loaded into the asset's table (for downstream assets)."""

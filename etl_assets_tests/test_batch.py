@@ -1,0 +1,104 @@
+"""Batch runs of small jobs: grouped by the dispatcher, each job exact in the ledger and
+materialized for its own partition; a bad job never fails or holds up the others."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from conftest import Platform, platform_for
+
+from etl_assets.assets.batch import BATCH_JOB, BATCH_TAG, JOB_TAG_PREFIX
+from etl_assets.config import Settings
+from etl_assets.ledger import ErrorType, Job, JobStatus
+from etl_assets.recovery import find_run
+from etl_assets.reference_api import ReferenceApiServer
+from etl_assets.reference_api.server import Fault
+from etl_assets.sensors.dispatch import plan_runs
+from etl_assets.sensors.run_failure import jobs_of_run
+
+ASSETS = ["sales_source_rows", "fx_rates", "catalog_products", "sales_fact"]
+
+
+def claimed(job_id: str, size: int, priority: int = 0) -> Job:
+    """A claimed job as the dispatcher sees it (only the fields plan_runs reads matter)."""
+    return Job(
+        **{f.name: None for f in dataclasses.fields(Job)}
+        | dict(job_id=job_id, size_bytes=size, priority=priority, attempts=1, dataset="sales")
+    )
+
+
+def test_small_jobs_are_batched_and_the_rest_run_alone() -> None:
+    jobs = [claimed("a", 10), claimed("big", 5000), claimed("b", 10, priority=3), claimed("c", 9)]
+    requests = plan_runs(jobs, jobs_per_run=2, small_job_bytes=100)
+    batches = [r for r in requests if r.job_name == BATCH_JOB]
+    alone = [r.partition_key for r in requests if r.job_name != BATCH_JOB]
+    assert [r.run_config["ops"]["run_job_batch"]["config"]["job_ids"] for r in batches] == [
+        ["a", "b"]
+    ]
+    assert batches[0].tags[BATCH_TAG] == "2" and batches[0].tags["dagster/priority"] == "3"
+    assert batches[0].tags[f"{JOB_TAG_PREFIX}a"] == "1"
+    assert alone == ["big", "c"]  # c, the last small job, would be a batch of one
+    assert all(r.job_name != BATCH_JOB for r in plan_runs(jobs, 1, 100))
+
+
+@pytest.fixture
+def batched(settings: Settings, instance: dg.DagsterInstance, tmp_path: Path) -> Platform:
+    """The platform with up to 5 small jobs per run."""
+    return platform_for(dataclasses.replace(settings, jobs_per_run=5), instance, tmp_path)
+
+
+def materialized(platform: Platform, asset: str) -> set[str]:
+    instance = platform.daemon.instance
+    return set(instance.get_materialized_partitions(dg.AssetKey(asset)))
+
+
+def test_a_batch_loads_every_good_job_and_records_the_bad_ones(
+    batched: Platform, api: ReferenceApiServer, tmp_path: Path
+) -> None:
+    good = [batched.submit(f"good{n}.csv", rows=40, seed=n) for n in range(3)]
+    broken_path = tmp_path / "in" / "broken.csv"
+    broken_path.write_text("order_id\nX\n")
+    broken = batched.submit_file(broken_path)
+    # The first catalog call fails once: the job that makes it goes back to the queue.
+    api.faults.add(Fault("/catalog", status=503, count=1))
+
+    [request] = batched.daemon.tick("dispatch_sensor")
+    assert request.job_name == BATCH_JOB
+    result = batched.daemon.execute(request)
+    assert result.success  # one bad job and one unlucky one do not fail the run
+
+    jobs = {job.job_id: job for job in batched.ledger.list_jobs()}
+    requeued = jobs[good[0].job_id]
+    assert (requeued.status, requeued.error_type) == (JobStatus.PENDING, ErrorType.TRANSIENT)
+    assert jobs[broken.job_id].status is JobStatus.FAILED
+    assert jobs[broken.job_id].error_type is ErrorType.PERMANENT
+    for job in good[1:]:
+        assert (jobs[job.job_id].status, jobs[job.job_id].attempts) == (JobStatus.COMPLETED, 1)
+        assert jobs[job.job_id].run_id == result.run_id
+        assert batched.facts(job.job_id) == 40
+    for asset in ASSETS:  # the UI shows each completed job's partition, and only those
+        assert materialized(batched, asset) == {job.job_id for job in good[1:]}
+
+    batched.run_all()  # the requeued job's backoff is short in tests: it completes now
+    again = batched.ledger.get(good[0].job_id)
+    assert (again.status, again.attempts) == (JobStatus.COMPLETED, 2)
+    assert materialized(batched, "sales_fact") == {job.job_id for job in good}
+
+
+def test_the_failure_sensor_and_the_reaper_find_the_jobs_of_a_batch_run(
+    batched: Platform, instance: dg.DagsterInstance
+) -> None:
+    jobs = [batched.submit(f"f{n}.csv", rows=10, seed=n) for n in range(2)]
+    [request] = batched.daemon.tick("dispatch_sensor")
+    run = instance.create_run_for_job(
+        batched.daemon.defs.resolve_job_def(BATCH_JOB),
+        run_config=request.run_config,
+        tags=dict(request.tags),
+    )
+    assert set(jobs_of_run(run)) == {job.job_id for job in jobs}
+    for job in jobs:  # the reaper finds the batch run of a job that has not started yet
+        found = find_run(instance, batched.ledger.get(job.job_id))
+        assert found is not None and found.run_id == run.run_id
