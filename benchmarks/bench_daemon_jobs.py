@@ -1,11 +1,12 @@
 """Many small jobs through the real daemon path: ledger -> dispatch sensor -> run queue ->
-one run per job -> warehouse, with the default run launcher (a new process per run) or warm
-Celery run workers.
+runs -> warehouse, with batch runs of up to JOBS_PER_RUN small jobs (1: one run per job), on
+the default run launcher (a new process per run) or on warm Celery run workers.
 
-    python benchmarks/bench_daemon_jobs.py [--jobs 100] [--rows 100] [--celery-workers 2]
+    python benchmarks/bench_daemon_jobs.py [--jobs 500] [--rows 100] [--jobs-per-run 10]
+                                           [--celery-workers 2]
 
 Prints the wall time from starting the daemon until every job is finished, seconds per job,
-and checks that each job ran exactly once (one attempt, one run).
+and checks that each job ran exactly once (one attempt, one materialization of its partition).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -49,7 +51,8 @@ def start(stack: ExitStack, args: list[str], env: dict[str, str], log: Path) -> 
 def main() -> None:
     """Measure and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=100)
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--jobs-per-run", type=int, default=10, help="1: one run per job")
     parser.add_argument("--rows", type=int, default=100)
     parser.add_argument("--max-concurrent", type=int, default=4)
     parser.add_argument("--celery-workers", type=int, default=0, help="0: default launcher")
@@ -60,6 +63,8 @@ def main() -> None:
     from common import machine, scratch_postgres
 
     from etl_assets import migrations
+    from etl_assets.assets import ETL_JOB
+    from etl_assets.assets.batch import BATCH_JOB
     from etl_assets.config import Settings
     from etl_assets.db import engine_for
     from etl_assets.instance import initialize_pools, write_dagster_home
@@ -86,6 +91,7 @@ def main() -> None:
             "CATALOG_API_URL": api.catalog_url,
             "MAX_CONCURRENT_JOBS": str(args.max_concurrent),
             "BATCH_SIZE": str(args.jobs),
+            "JOBS_PER_RUN": str(args.jobs_per_run),
             "DISPATCH_INTERVAL_SECONDS": "1",
             "LOG_LEVEL": "WARNING",
         }
@@ -128,8 +134,14 @@ def main() -> None:
             time.sleep(0.5)
         seconds = time.perf_counter() - started
         with dg.DagsterInstance.get() as instance:
-            runs = instance.get_runs(dg.RunsFilter(job_name="etl_job"))
-            records = instance.get_run_records(dg.RunsFilter(job_name="etl_job"))
+            runs = instance.get_runs(dg.RunsFilter(job_name=ETL_JOB))
+            runs += instance.get_runs(dg.RunsFilter(job_name=BATCH_JOB))
+            records = instance.get_run_records(dg.RunsFilter(job_name=ETL_JOB))
+            records += instance.get_run_records(dg.RunsFilter(job_name=BATCH_JOB))
+            events = instance.fetch_materializations(dg.AssetKey("sales_fact"), limit=args.jobs * 2)
+            per_partition = Counter(
+                r.asset_materialization.partition for r in events.records if r.asset_materialization
+            )
         waits = sorted(
             r.start_time - r.create_timestamp.timestamp() for r in records if r.start_time
         )
@@ -152,9 +164,12 @@ def main() -> None:
             f"per run: median {waits[len(waits) // 2]:.2f} s from request to start, "
             f"{spans[len(spans) // 2]:.2f} s running (p90 {spans[int(len(spans) * 0.9)]:.2f} s)"
         )
-    once = len(runs) == args.jobs and set(attempts.values()) == {1}
+    once = set(attempts.values()) == {1} and set(per_partition.values()) == {1}
+    once = once and len(per_partition) == args.jobs
     print(
-        f"each job ran exactly once: {once} ({len(runs)} runs, attempts {set(attempts.values())})"
+        f"each job ran exactly once: {once} ({len(runs)} runs of up to {args.jobs_per_run} jobs, "
+        f"attempts {set(attempts.values())}, {len(per_partition)} partitions materialized, "
+        f"{max(per_partition.values(), default=0)} time(s) at most)"
     )
     for job_id, history in retried.items():  # why a job needed more than one attempt
         for attempt in history:

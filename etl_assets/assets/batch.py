@@ -111,6 +111,7 @@ def _attach(
 
 @dg.job(
     name=BATCH_JOB,
+    executor_def=dg.in_process_executor,  # one op; and Celery's run workers cannot fork
     description="Validate, enrich, transform and load a batch of small CSV jobs in one run.",
 )
 def etl_batch_job() -> None:
