@@ -1,7 +1,8 @@
 """Alert rules over the jobs ledger and the Dagster daemon, and where firing alerts are sent.
 
 The rules are a pure function of a few figures (`evaluate_alerts`), so the alerts sensor, the
-ops API (`/v1/metrics`, `/readyz`) and `etl doctor` judge the same numbers the same way:
+ops API (`/v1/metrics`, `/readyz` and its health score, `/metrics`), `etl jobs stats` and
+`etl doctor` judge the same numbers the same way:
 
 | rule | fires when | severity |
 |---|---|---|
@@ -41,17 +42,20 @@ logger = logging.getLogger(__name__)
 
 WINDOW = dt.timedelta(hours=1)
 CRITICAL, WARNING = "critical", "warning"
+DAEMON_HEARTBEAT = "daemon_heartbeat"
 STUCK_IDS_SHOWN = 5
 
 
 @dataclass(frozen=True)
 class Alert:
-    """One firing alert: which rule, how bad, what it says, the figure and its threshold."""
+    """One firing alert: which rule, how bad, what it says, the figure and its threshold.
+    `value` is None when the figure is unbounded (a daemon that never sent a heartbeat): JSON
+    has no infinity."""
 
     rule: str
     severity: str
     message: str
-    value: float
+    value: float | None
     threshold: float
 
     def as_dict(self) -> dict[str, Any]:
@@ -98,6 +102,10 @@ class Figures:
         return self.failed_last_hour / self.finished_last_hour if self.finished_last_hour else 0.0
 
 
+# What the ledger rules see when the ledger cannot be read (e.g. not migrated): nothing fires.
+NO_LEDGER_FIGURES = Figures(0, 0, 0, 0, ())
+
+
 def evaluate_alerts(figures: Figures, thresholds: Thresholds) -> list[Alert]:
     """The alerts `figures` fire under `thresholds` (pure: no I/O)."""
     alerts = []
@@ -130,14 +138,15 @@ def evaluate_alerts(figures: Figures, thresholds: Thresholds) -> list[Alert]:
         alerts.append(_stuck_alert(figures.stuck_job_ids, thresholds))
     age = figures.daemon_heartbeat_age
     if age is not None and age > thresholds.daemon_stale_seconds:
-        seen = "never sent a heartbeat" if age == float("inf") else f"last beat {age:.0f} s ago"
+        never = age == float("inf")
+        seen = "never sent a heartbeat" if never else f"last beat {age:.0f} s ago"
         alerts.append(
             Alert(
-                "daemon_heartbeat",
+                DAEMON_HEARTBEAT,
                 CRITICAL,
                 f"a Dagster daemon {seen}: no job is dispatched or reaped until "
                 "`dagster-daemon run` is running again",
-                age,
+                None if never else age,
                 thresholds.daemon_stale_seconds,
             )
         )

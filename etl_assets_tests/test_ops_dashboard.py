@@ -167,7 +167,10 @@ def test_the_dashboard_renders_counts_failures_and_links(
     assert "2 of 4 attempts failed" in section(dom, "error-chart")
     uploads = section(dom, "uploads")
     assert "500 / 1000" in uploads
-    assert "11 jobs; 1 stuck; 3 pending" in dom
+    assert "11 jobs; 1 stuck; 3 pending; 2 alert(s) firing" in dom
+    alerts = section(dom, "alerts")
+    assert "failure_rate" in alerts and "stuck_jobs" in alerts
+    assert "1 of 2 jobs finished in the last hour failed" in alerts
 
 
 def test_the_job_view_shows_the_error_attempts_and_run(
