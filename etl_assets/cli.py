@@ -92,7 +92,7 @@ def reports_errors(command: F) -> F:
                 f"database error: {str(exc.orig).strip().splitlines()[0]}. "
                 "If the schema is missing or old, run `etl db upgrade`."
             ) from None
-        except (LedgerError, PermanentError, FileNotFoundError) as exc:
+        except (LedgerError, PermanentError, FileNotFoundError, actions.EnrichmentFailure) as exc:
             raise click.ClickException(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]

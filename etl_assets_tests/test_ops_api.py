@@ -619,6 +619,8 @@ def test_find_why_a_job_failed_retry_it_and_fix_a_row(
     api.faults.add(Fault("/catalog", status=503))  # FX rates of past dates are cached
     down = client.post(f"/v1/failed-rows/{quantity['id']}/retry", json=fix, headers=AS_OPERATOR)
     assert (down.status_code, error_of(down)["code"]) == (503, "enrichment_unavailable")
+    assert error_of(down)["message"].startswith("the catalog API at ")  # as `etl failed-rows`
+    assert "try again later" in error_of(down)["message"]
     api.faults.clear()
     fixed = client.post(f"/v1/failed-rows/{quantity['id']}/retry", json=fix, headers=AS_OPERATOR)
     assert fixed.status_code == 200, fixed.text

@@ -27,7 +27,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-import requests
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
@@ -40,7 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from etl_assets.alerts import Alert, Thresholds
 from etl_assets.config import Settings
 from etl_assets.db import engine_for
-from etl_assets.errors import PermanentError, TransientError, classify
+from etl_assets.errors import PermanentError
 from etl_assets.ledger import ErrorType, JobStatus, Ledger
 from etl_assets.ledger.errors import IllegalTransition, JobNotFound
 from etl_assets.ledger.quarantine import RowStatus
@@ -608,7 +607,7 @@ def _add_failed_row_routes(app: FastAPI) -> None:
             result = actions.retry_failed_rows(
                 ledger, settings, row_ids=[row_id], fixes=body.fixes if body else None
             )
-        except (TransientError, requests.RequestException) as exc:
+        except actions.EnrichmentFailure as exc:
             raise _enrichment_error(exc) from None
         except PermanentError as exc:
             raise ApiError(400, "row_retry_failed", str(exc)) from None
@@ -627,13 +626,13 @@ def _add_failed_row_routes(app: FastAPI) -> None:
         )
 
 
-def _enrichment_error(exc: Exception) -> ApiError:
-    """An FX or catalog API failure during a row retry, classified like a job's: down or
-    overloaded (retry later) is a 503, a refusal (HTTP 4xx) a 502."""
-    classified = classify(exc)
-    if classified.retryable:
-        return ApiError(503, "enrichment_unavailable", f"{classified.message}; try again later")
-    return ApiError(502, "enrichment_failed", classified.message)
+def _enrichment_error(exc: actions.EnrichmentFailure) -> ApiError:
+    """An FX or catalog API failure during a row retry (classified like a job's, the same
+    message as `etl failed-rows retry`): down or overloaded (retry later) is a 503, a refusal
+    (HTTP 4xx) a 502."""
+    if exc.retryable:
+        return ApiError(503, "enrichment_unavailable", str(exc))
+    return ApiError(502, "enrichment_failed", str(exc))
 
 
 def _row_outcome(row_id: int, result: Any) -> tuple[str, str]:
