@@ -26,8 +26,10 @@ from etl_assets.alerts import (
     WebhookNotifier,
     current_alerts,
     daemon_heartbeat_age,
+    daemon_heartbeat_ages,
     evaluate_alerts,
     ledger_figures,
+    with_daemon_ages,
 )
 from etl_assets.config import Settings
 from etl_assets.db import create_engine, utcnow
@@ -125,6 +127,20 @@ def test_daemon_heartbeat_from_the_instance(instance: dg.DagsterInstance) -> Non
     assert alert.value is None  # not inf: the alert goes out as JSON (webhook, /v1/metrics)
     json.dumps(alert.as_dict(), allow_nan=False)
     assert evaluate_alerts(base, THRESHOLDS) == []  # no instance looked at: no verdict
+
+
+def test_the_daemon_alert_names_the_stale_daemons(instance: dg.DagsterInstance) -> None:
+    required = sorted(instance.get_required_daemon_types())
+    beat_all_daemons(instance, time.time() - 30)
+    ages = daemon_heartbeat_ages(instance)
+    assert sorted(ages) == required and all(30 <= a < 3600 for a in ages.values())
+    assert evaluate_alerts(with_daemon_ages(Figures(0, 0, 0, 0, ()), ages), THRESHOLDS) == []
+    stale = {**ages, required[0]: 400.0}
+    [alert] = evaluate_alerts(with_daemon_ages(Figures(0, 0, 0, 0, ()), stale), THRESHOLDS)
+    assert alert.message.startswith(
+        f"no fresh heartbeat from the Dagster daemon(s) {required[0]} (400 s ago): "
+    )
+    assert alert.value == 400.0
 
 
 def beat_all_daemons(instance: dg.DagsterInstance, timestamp: float) -> None:

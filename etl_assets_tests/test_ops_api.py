@@ -495,7 +495,8 @@ def test_readyz_checks_the_daemon_heartbeat(
     assert response.json()["score"] == score
     if status == 503:
         reason = response.json()["reasons"][0]
-        assert reason.startswith("a Dagster daemon never sent" if age is None else "a Dagster")
+        seen = "never" if age is None else "600 s ago"
+        assert reason.startswith(f"no fresh heartbeat from the Dagster daemon(s) SENSOR ({seen})")
         assert "`dagster-daemon run`" in reason
         [alert] = response.json()["alerts"]
         assert alert["rule"] == "daemon_heartbeat"

@@ -11,7 +11,6 @@ only decides what each firing rule costs.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -85,14 +84,15 @@ def readiness(
         return Health(False, 0, [database], [database.detail])
     schema = _check_schema(engine)
     factory = instance_factory or default_instance_factory()
-    age, unreadable = _daemon_age(factory, now)
+    ages, unreadable = _daemon_ages(factory, now)
     # Without the ledger's tables there are no jobs to look at: only the daemon rule runs.
     figures = (
         alerts.ledger_figures(engine, thresholds.stuck_after_seconds, now)
         if schema.ok
         else alerts.NO_LEDGER_FIGURES
     )
-    figures = dataclasses.replace(figures, daemon_heartbeat_age=age)
+    if ages is not None:
+        figures = alerts.with_daemon_ages(figures, ages)
     fired = alerts.evaluate_alerts(figures, thresholds)
     checks = [
         database,
@@ -115,11 +115,11 @@ def firing_alerts(
     """The alerts firing now, the daemon rule included when a Dagster instance is configured
     and readable (when it is not, /readyz says so; the other rules still answer)."""
     now = now or utcnow()
-    age, _ = _daemon_age(instance_factory or default_instance_factory(), now)
+    ages, _ = _daemon_ages(instance_factory or default_instance_factory(), now)
     figures = alerts.ledger_figures(engine, thresholds.stuck_after_seconds, now)
-    return alerts.evaluate_alerts(
-        dataclasses.replace(figures, daemon_heartbeat_age=age), thresholds
-    )
+    if ages is not None:
+        figures = alerts.with_daemon_ages(figures, ages)
+    return alerts.evaluate_alerts(figures, thresholds)
 
 
 def penalty(alert: Alert) -> int:
@@ -181,13 +181,15 @@ def _shared_instance(home: str) -> Any:
     return dg.DagsterInstance.from_config(home)
 
 
-def _daemon_age(factory: InstanceFactory | None, now: dt.datetime) -> tuple[float | None, bool]:
-    """(age of the stalest required daemon heartbeat, or None when there is no instance to
-    read; whether opening or reading the instance failed)."""
+def _daemon_ages(
+    factory: InstanceFactory | None, now: dt.datetime
+) -> tuple[dict[str, float] | None, bool]:
+    """(heartbeat age of each required daemon, or None when there is no instance to read;
+    whether opening or reading the instance failed)."""
     if factory is None:
         return None, False
     try:
-        return alerts.daemon_heartbeat_age(factory(), now), False
+        return alerts.daemon_heartbeat_ages(factory(), now), False
     except Exception as exc:  # noqa: BLE001 - any failure to read the instance is "not ready"
         logger.warning("readiness: cannot read the Dagster instance: %s", exc)
         return None, True
