@@ -20,6 +20,7 @@ import requests
 import sqlalchemy as sa
 from click.testing import CliRunner
 from conftest import Platform
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from ops_seed import C_ERROR, EXPECTED, free_port, seed_ledger
 
@@ -121,6 +122,25 @@ def test_repairs_and_uploads_need_an_operator(
     # nothing changed
     assert client.get(f"/v1/jobs/{ids['C']}", headers=AS_VIEWER).json()["job"]["status"] == "failed"
     assert client.get("/v1/jobs", headers=AS_VIEWER).json()["total"] == 11
+
+
+OPEN_ROUTES = {"/", "/healthz", "/readyz", "/dashboard"}
+
+
+def test_every_other_route_needs_a_token(client: TestClient, ids: dict[str, str]) -> None:
+    """Every route of the app, found from the app itself (a new one is covered too), answers
+    401 without a token, before it looks at the path or the body."""
+    checked = []
+    for route in client.app.routes:  # type: ignore[attr-defined]
+        if not isinstance(route, APIRoute) or route.path in OPEN_ROUTES:
+            continue
+        path = route.path.replace("{job_id}", ids["C"]).replace("{row_id}", "1")
+        for method in sorted(route.methods):
+            response = client.request(method, path)
+            assert response.status_code == 401, (method, path)
+            assert error_of(response)["code"] == "unauthorized"
+            checked.append(f"{method} {route.path}")
+    assert "GET /v1/jobs/{job_id}" in checked and len(checked) >= 11
 
 
 def test_health_dashboard_and_openapi_are_open(client: TestClient) -> None:
@@ -365,9 +385,20 @@ def test_failed_rows_list_filters(client: TestClient, ids: dict[str, str]) -> No
     assert get(job_id=ids["A"], all="true")["total"] == 3
     assert get(job_id=ids["A"], status="loaded")["items"][0]["row_number"] == 4
     assert get(dataset="sales", sort="-job_id")["items"][0]["job_id"] == ids["C"]
-    for params in ({"job_id": "x"}, {"sort": "reason"}, {"status": "lost"}, {"limit": 501}):
+    day_ago = (utcnow() - dt.timedelta(days=1)).isoformat()
+    assert get(created_from=day_ago)["total"] == 3  # the date range filter
+    assert get(created_to=day_ago)["total"] == 0
+    for params in (
+        {"job_id": "x"}, {"sort": "reason"}, {"status": "lost"}, {"limit": 501},
+        {"created_from": "yesterday"},
+    ):  # fmt: skip
         response = client.get("/v1/failed-rows", params=params, headers=AS_VIEWER)
         assert response.status_code == 422, params
+        assert error_of(response)["code"] == "invalid_request"
+    backwards = {"created_from": "2026-01-02T00:00:00Z", "created_to": "2026-01-01T00:00:00Z"}
+    response = client.get("/v1/failed-rows", params=backwards, headers=AS_VIEWER)
+    assert (response.status_code, error_of(response)["code"]) == (400, "bad_filter")
+    assert "created_from must be before created_to" in error_of(response)["message"]
 
 
 def test_failed_row_retry_errors(client: TestClient, ids: dict[str, str]) -> None:
