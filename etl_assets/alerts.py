@@ -1,7 +1,8 @@
 """Alert rules over the jobs ledger and the Dagster daemon, and where firing alerts are sent.
 
 The rules are a pure function of a few figures (`evaluate_alerts`), so the alerts sensor, the
-ops API (`/v1/metrics`, `/readyz`) and `etl doctor` judge the same numbers the same way:
+ops API (`/v1/metrics`, `/readyz` and its health score, `/metrics`), `etl jobs stats` and
+`etl doctor` judge the same numbers the same way:
 
 | rule | fires when | severity |
 |---|---|---|
@@ -41,17 +42,20 @@ logger = logging.getLogger(__name__)
 
 WINDOW = dt.timedelta(hours=1)
 CRITICAL, WARNING = "critical", "warning"
+DAEMON_HEARTBEAT = "daemon_heartbeat"
 STUCK_IDS_SHOWN = 5
 
 
 @dataclass(frozen=True)
 class Alert:
-    """One firing alert: which rule, how bad, what it says, the figure and its threshold."""
+    """One firing alert: which rule, how bad, what it says, the figure and its threshold.
+    `value` is None when the figure is unbounded (a daemon that never sent a heartbeat): JSON
+    has no infinity."""
 
     rule: str
     severity: str
     message: str
-    value: float
+    value: float | None
     threshold: float
 
     def as_dict(self) -> dict[str, Any]:
@@ -91,11 +95,17 @@ class Figures:
     # Age in seconds of the stalest required daemon heartbeat (inf: one never beat);
     # None when no Dagster instance was looked at.
     daemon_heartbeat_age: float | None = None
+    # (daemon type, age) of each required daemon, so an alert can name the stale ones.
+    daemon_ages: tuple[tuple[str, float], ...] = ()
 
     @property
     def failure_rate(self) -> float:
         """Failed over finished (completed + failed) jobs in the last hour; 0 with none."""
         return self.failed_last_hour / self.finished_last_hour if self.finished_last_hour else 0.0
+
+
+# What the ledger rules see when the ledger cannot be read (e.g. not migrated): nothing fires.
+NO_LEDGER_FIGURES = Figures(0, 0, 0, 0, ())
 
 
 def evaluate_alerts(figures: Figures, thresholds: Thresholds) -> list[Alert]:
@@ -130,17 +140,7 @@ def evaluate_alerts(figures: Figures, thresholds: Thresholds) -> list[Alert]:
         alerts.append(_stuck_alert(figures.stuck_job_ids, thresholds))
     age = figures.daemon_heartbeat_age
     if age is not None and age > thresholds.daemon_stale_seconds:
-        seen = "never sent a heartbeat" if age == float("inf") else f"last beat {age:.0f} s ago"
-        alerts.append(
-            Alert(
-                "daemon_heartbeat",
-                CRITICAL,
-                f"a Dagster daemon {seen}: no job is dispatched or reaped until "
-                "`dagster-daemon run` is running again",
-                age,
-                thresholds.daemon_stale_seconds,
-            )
-        )
+        alerts.append(_daemon_alert(figures, age, thresholds))
     if figures.pending > thresholds.pending:
         alerts.append(
             Alert(
@@ -153,6 +153,28 @@ def evaluate_alerts(figures: Figures, thresholds: Thresholds) -> list[Alert]:
             )
         )
     return alerts
+
+
+def _daemon_alert(figures: Figures, age: float, thresholds: Thresholds) -> Alert:
+    never = age == float("inf")
+    stale = [
+        f"{kind} ({'never' if a == float('inf') else f'{a:.0f} s ago'})"
+        for kind, a in figures.daemon_ages
+        if a > thresholds.daemon_stale_seconds
+    ]
+    if stale:
+        which = f"no fresh heartbeat from the Dagster daemon(s) {', '.join(stale)}"
+    else:
+        which = "a Dagster daemon " + (
+            "never sent a heartbeat" if never else f"last beat {age:.0f} s ago"
+        )
+    return Alert(
+        DAEMON_HEARTBEAT,
+        CRITICAL,
+        f"{which}: no job is dispatched or reaped until `dagster-daemon run` is running again",
+        None if never else age,
+        thresholds.daemon_stale_seconds,
+    )
 
 
 def _stuck_alert(job_ids: Sequence[str], thresholds: Thresholds) -> Alert:
@@ -203,16 +225,35 @@ def ledger_figures(
     )
 
 
-def daemon_heartbeat_age(instance: dg.DagsterInstance, now: dt.datetime | None = None) -> float:
-    """Seconds since the stalest heartbeat of the daemons the instance requires (inf when one
-    never beat; 0 when it requires none, e.g. an ephemeral instance)."""
+def daemon_heartbeat_ages(
+    instance: dg.DagsterInstance, now: dt.datetime | None = None
+) -> dict[str, float]:
+    """Seconds since the last heartbeat of each daemon the instance requires (inf when it
+    never beat; empty when it requires none, e.g. an ephemeral instance)."""
     required = instance.get_required_daemon_types()
     if not required:
-        return 0.0
+        return {}
     beats = instance.get_daemon_heartbeats()
     stamp = (now or utcnow()).timestamp()
-    ages = [stamp - beats[kind].timestamp if kind in beats else float("inf") for kind in required]
-    return max(0.0, max(ages))
+    return {
+        kind: max(0.0, stamp - beats[kind].timestamp) if kind in beats else float("inf")
+        for kind in required
+    }
+
+
+def daemon_heartbeat_age(instance: dg.DagsterInstance, now: dt.datetime | None = None) -> float:
+    """Seconds since the stalest heartbeat of the daemons the instance requires (inf when one
+    never beat; 0 when it requires none)."""
+    return max(daemon_heartbeat_ages(instance, now).values(), default=0.0)
+
+
+def with_daemon_ages(figures: Figures, ages: dict[str, float]) -> Figures:
+    """`figures` with the daemon heartbeat ages of `daemon_heartbeat_ages` filled in."""
+    return dataclasses.replace(
+        figures,
+        daemon_heartbeat_age=max(ages.values(), default=0.0),
+        daemon_ages=tuple(sorted(ages.items())),
+    )
 
 
 def current_alerts(
@@ -225,9 +266,7 @@ def current_alerts(
     now = now or utcnow()
     figures = ledger_figures(engine, thresholds.stuck_after_seconds, now)
     if instance is not None:
-        figures = dataclasses.replace(
-            figures, daemon_heartbeat_age=daemon_heartbeat_age(instance, now)
-        )
+        figures = with_daemon_ages(figures, daemon_heartbeat_ages(instance, now))
     return evaluate_alerts(figures, thresholds)
 
 

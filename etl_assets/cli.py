@@ -70,7 +70,7 @@ def _ledger(settings: Settings) -> Ledger:
 
 
 def reports_errors(command: F) -> F:
-    """Turn the errors an operator can act on into one clear line and exit status 2."""
+    """Turn the errors an operator can act on into one clear line and exit status 1."""
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -92,7 +92,7 @@ def reports_errors(command: F) -> F:
                 f"database error: {str(exc.orig).strip().splitlines()[0]}. "
                 "If the schema is missing or old, run `etl db upgrade`."
             ) from None
-        except (LedgerError, PermanentError, FileNotFoundError) as exc:
+        except (LedgerError, PermanentError, FileNotFoundError, actions.EnrichmentFailure) as exc:
             raise click.ClickException(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]
@@ -279,8 +279,8 @@ def jobs_show(job_id: str, as_json: bool) -> None:
             _job_dict(job) | extra | {"attempt_history": [_plain(a) for a in attempts]}
         )
     for name, value in _job_dict(job).items():
-        if name != "error_traceback":
-            click.echo(f"{name:>18}: {_cell(value)}")
+        if name != "error_traceback":  # in full: the error message is why the job failed
+            click.echo(f"{name:>18}: {_cell(value, width=None)}")
     click.echo(f"{'progress':>18}: {watch_view.job_lines(detail)[1]}")
     click.echo(f"{'dagster_run_url':>18}: {_cell(detail.dagster_run_url)}")
     if attempts:
@@ -705,7 +705,7 @@ def format_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines) if body else lines[0] + "\n(none)"
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, width: int | None = 80) -> str:
     if value is None:
         return "-"
     if isinstance(value, dt.datetime):
@@ -713,7 +713,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, dict):
         return json.dumps(value, default=str)
     text = str(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if width is None or len(text) <= width else text[: width - 3] + "..."
 
 
 def _job_dict(job: Job) -> dict[str, Any]:

@@ -26,12 +26,15 @@ from etl_assets.alerts import (
     WebhookNotifier,
     current_alerts,
     daemon_heartbeat_age,
+    daemon_heartbeat_ages,
     evaluate_alerts,
     ledger_figures,
+    with_daemon_ages,
 )
 from etl_assets.config import Settings
 from etl_assets.db import create_engine, utcnow
 from etl_assets.ledger.schema import jobs
+from etl_assets.ops.health import penalty, readiness
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.sensors.alerts import build_alerts_sensor
 
@@ -121,7 +124,23 @@ def test_daemon_heartbeat_from_the_instance(instance: dg.DagsterInstance) -> Non
     [alert] = evaluate_alerts(Figures(0, 0, 0, 0, (), float("inf")), THRESHOLDS)
     assert (alert.rule, alert.severity) == ("daemon_heartbeat", "critical")
     assert "never sent a heartbeat" in alert.message
+    assert alert.value is None  # not inf: the alert goes out as JSON (webhook, /v1/metrics)
+    json.dumps(alert.as_dict(), allow_nan=False)
     assert evaluate_alerts(base, THRESHOLDS) == []  # no instance looked at: no verdict
+
+
+def test_the_daemon_alert_names_the_stale_daemons(instance: dg.DagsterInstance) -> None:
+    required = sorted(instance.get_required_daemon_types())
+    beat_all_daemons(instance, time.time() - 30)
+    ages = daemon_heartbeat_ages(instance)
+    assert sorted(ages) == required and all(30 <= a < 3600 for a in ages.values())
+    assert evaluate_alerts(with_daemon_ages(Figures(0, 0, 0, 0, ()), ages), THRESHOLDS) == []
+    stale = {**ages, required[0]: 400.0}
+    [alert] = evaluate_alerts(with_daemon_ages(Figures(0, 0, 0, 0, ()), stale), THRESHOLDS)
+    assert alert.message.startswith(
+        f"no fresh heartbeat from the Dagster daemon(s) {required[0]} (400 s ago): "
+    )
+    assert alert.value == 400.0
 
 
 def beat_all_daemons(instance: dg.DagsterInstance, timestamp: float) -> None:
@@ -255,3 +274,26 @@ def test_a_failing_webhook_is_logged_not_raised(
     assert "alert stuck_jobs: webhook answered HTTP 500" in caplog.text
     assert "alert stuck_jobs: webhook not reached (ConnectionError)" in caplog.text
     assert "s3cret" not in caplog.text
+
+
+# ------------------------------------------------------------------------------ health score
+
+
+def test_the_health_score_is_the_firing_alerts(engine: sa.Engine) -> None:
+    """/readyz's score and reasons come from the same rules and thresholds as the sensor."""
+    now = utcnow()
+    seed_job(engine, "failed", now=now, error_type="transient_exhausted")
+    for _ in range(4):
+        seed_job(engine, "pending", now=now)
+    for age in (6, 7, 8, 9):
+        seed_job(engine, "processing", now=now, last_heartbeat_at=now - age * MINUTE)
+    fired = current_alerts(engine, THRESHOLDS, now=now)
+    result = readiness(engine, thresholds=THRESHOLDS, instance_factory=None, now=now)
+    assert result.alerts == fired
+    assert [a.rule for a in fired] == [
+        "failure_rate", "retry_exhaustion", "stuck_jobs", "pending_queue",
+    ]  # fmt: skip
+    assert result.reasons == [a.message for a in fired]
+    assert [penalty(a) for a in fired] == [20, 10, 30, 10]  # 4 stuck jobs: capped at 30
+    assert (result.ready, result.score) == (True, 100 - 20 - 10 - 30 - 10)
+    assert penalty(Alert("new_rule", "critical", "m", 1, 0)) == 20  # by severity

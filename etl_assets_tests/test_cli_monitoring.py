@@ -86,6 +86,22 @@ def test_jobs_show_gives_progress_rate_eta_and_the_run_link(
     assert "[#####---------------]  25.0%  250/1000 rows" in text
 
 
+def test_jobs_show_prints_the_whole_error_message(
+    etl: CliRunner, ids: dict[str, str], engine: sa.Engine
+) -> None:
+    """The detail view is where an operator reads why a job failed: never cut short."""
+    reason = "attempt 3/3 failed in catalog_products: ConnectionError: request to " + (
+        "http://catalog.internal.example:8443/v2/catalog/products failed; no attempts left"
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE jobs SET error_message = :m WHERE job_id = :j"),
+            {"m": reason, "j": ids["D"]},
+        )
+    text = etl.invoke(main, ["jobs", "show", ids["D"]]).output
+    assert f"error_message: {reason}\n" in text
+
+
 def test_jobs_stats_match_the_hand_computed_figures(etl: CliRunner, ids: dict[str, str]) -> None:
     stats = run_json(etl, "jobs", "stats")
     for key, value in EXPECTED.items():

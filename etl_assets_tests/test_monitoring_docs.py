@@ -168,7 +168,7 @@ def anchor(heading: str) -> str:
 
 def test_links_between_the_ops_docs_resolve() -> None:
     docs = DOC.parent
-    for name in ("monitoring.md", "troubleshooting.md"):
+    for name in ("monitoring.md", "troubleshooting.md", "api.md"):
         text = (docs / name).read_text()
         for target, fragment in re.findall(r"\]\(([\w\-]*\.md)?#([\w\-]+)\)", text):
             linked = (docs / (target or name)).read_text()

@@ -20,6 +20,7 @@ import requests
 import sqlalchemy as sa
 from click.testing import CliRunner
 from conftest import Platform
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from ops_seed import C_ERROR, EXPECTED, free_port, seed_ledger
 
@@ -121,6 +122,25 @@ def test_repairs_and_uploads_need_an_operator(
     # nothing changed
     assert client.get(f"/v1/jobs/{ids['C']}", headers=AS_VIEWER).json()["job"]["status"] == "failed"
     assert client.get("/v1/jobs", headers=AS_VIEWER).json()["total"] == 11
+
+
+OPEN_ROUTES = {"/", "/healthz", "/readyz", "/dashboard"}
+
+
+def test_every_other_route_needs_a_token(client: TestClient, ids: dict[str, str]) -> None:
+    """Every route of the app, found from the app itself (a new one is covered too), answers
+    401 without a token, before it looks at the path or the body."""
+    checked = []
+    for route in client.app.routes:  # type: ignore[attr-defined]
+        if not isinstance(route, APIRoute) or route.path in OPEN_ROUTES:
+            continue
+        path = route.path.replace("{job_id}", ids["C"]).replace("{row_id}", "1")
+        for method in sorted(route.methods):
+            response = client.request(method, path)
+            assert response.status_code == 401, (method, path)
+            assert error_of(response)["code"] == "unauthorized"
+            checked.append(f"{method} {route.path}")
+    assert "GET /v1/jobs/{job_id}" in checked and len(checked) >= 11
 
 
 def test_health_dashboard_and_openapi_are_open(client: TestClient) -> None:
@@ -365,9 +385,20 @@ def test_failed_rows_list_filters(client: TestClient, ids: dict[str, str]) -> No
     assert get(job_id=ids["A"], all="true")["total"] == 3
     assert get(job_id=ids["A"], status="loaded")["items"][0]["row_number"] == 4
     assert get(dataset="sales", sort="-job_id")["items"][0]["job_id"] == ids["C"]
-    for params in ({"job_id": "x"}, {"sort": "reason"}, {"status": "lost"}, {"limit": 501}):
+    day_ago = (utcnow() - dt.timedelta(days=1)).isoformat()
+    assert get(created_from=day_ago)["total"] == 3  # the date range filter
+    assert get(created_to=day_ago)["total"] == 0
+    for params in (
+        {"job_id": "x"}, {"sort": "reason"}, {"status": "lost"}, {"limit": 501},
+        {"created_from": "yesterday"},
+    ):  # fmt: skip
         response = client.get("/v1/failed-rows", params=params, headers=AS_VIEWER)
         assert response.status_code == 422, params
+        assert error_of(response)["code"] == "invalid_request"
+    backwards = {"created_from": "2026-01-02T00:00:00Z", "created_to": "2026-01-01T00:00:00Z"}
+    response = client.get("/v1/failed-rows", params=backwards, headers=AS_VIEWER)
+    assert (response.status_code, error_of(response)["code"]) == (400, "bad_filter")
+    assert "created_from must be before created_to" in error_of(response)["message"]
 
 
 def test_failed_row_retry_errors(client: TestClient, ids: dict[str, str]) -> None:
@@ -397,6 +428,14 @@ def test_metrics_match_the_hand_computed_fixture(client: TestClient, ids: dict[s
     assert body["stuck_jobs"][0]["dagster_run_url"] == f"{UI}/runs/run-e"
     assert [f["job_id"] for f in body["recent_failures"]] == [ids["C"], ids["D"]]
     assert body["recent_failures"][0]["error_message"] == C_ERROR
+    # Over the last hour B completed and C failed (50 % > 10 %), E is stuck; no daemon rule
+    # without DAGSTER_HOME. The alerts use the thresholds of the settings.
+    assert {a["rule"]: a["severity"] for a in body["alerts"]} == {
+        "failure_rate": "critical",
+        "stuck_jobs": "warning",
+    }
+    stuck = next(a for a in body["alerts"] if a["rule"] == "stuck_jobs")
+    assert ids["E"] in stuck["message"]
     hour = client.get("/v1/metrics", params={"window_seconds": 3600}, headers=AS_VIEWER).json()
     assert (hour["completed_in_window"], hour["failed_in_window"]) == (1, 1)  # B and C
     bad = client.get("/v1/metrics", params={"window_seconds": 0}, headers=AS_VIEWER)
@@ -417,6 +456,9 @@ def test_prometheus_text(client: TestClient, ids: dict[str, str]) -> None:
         'etl_job_failure_ratio{window_seconds="3600"} 0.5',
         "etl_quarantined_rows_open 3",
         "# TYPE etl_health_score gauge",
+        "etl_health_score 70",
+        'etl_alert_firing{rule="failure_rate",severity="critical"} 1',
+        'etl_alert_firing{rule="stuck_jobs",severity="warning"} 1',
     ]:
         assert expected in lines, expected
 
@@ -436,9 +478,29 @@ def test_readyz_scores_stuck_jobs_and_failures(client: TestClient, ids: dict[str
     assert body["ready"] is True  # stuck jobs and failures degrade, they do not stop the API
     assert body["score"] == 100 - 10 - 20  # one stuck job; 1 of 2 finished in the hour failed
     assert any("1 processing job(s) without a heartbeat" in r for r in body["reasons"])
-    assert any("failed" in r for r in body["reasons"])
+    assert any("1 of 2 jobs finished in the last hour failed" in r for r in body["reasons"])
+    # the reasons are the alerts' messages: one rule, one wording, in /readyz and /v1/metrics
+    assert [a["message"] for a in body["alerts"]] == body["reasons"]
+    assert {a["rule"] for a in body["alerts"]} == {"failure_rate", "stuck_jobs"}
     daemon = next(c for c in body["checks"] if c["name"] == "daemon")
     assert daemon["ok"] is None
+
+
+def test_readyz_and_metrics_follow_the_alert_settings(
+    settings: Settings, engine: sa.Engine, ids: dict[str, str]
+) -> None:
+    """ALERT_FAILURE_RATE, ALERT_PENDING_THRESHOLD and STUCK_AFTER_SECONDS move the rules in
+    /readyz and /v1/metrics alike."""
+    changed = ops_settings(
+        settings, alert_failure_rate=0.6, alert_pending_threshold=2, stuck_after_seconds=900
+    )
+    client = TestClient(create_app(changed, engine=engine))
+    ready = client.get("/readyz").json()
+    assert [a["rule"] for a in ready["alerts"]] == ["pending_queue"]  # 3 pending > 2
+    assert ready["score"] == 100 - 10
+    assert "3 jobs are pending (> 2)" in ready["reasons"][0]
+    metrics = client.get("/v1/metrics", headers=AS_VIEWER).json()
+    assert metrics["alerts"] == ready["alerts"]
 
 
 def fake_instance(age_seconds: float | None) -> Any:
@@ -463,7 +525,40 @@ def test_readyz_checks_the_daemon_heartbeat(
     assert response.status_code == status
     assert response.json()["score"] == score
     if status == 503:
-        assert "no fresh dagster-daemon heartbeat for: SENSOR" in response.json()["reasons"][0]
+        reason = response.json()["reasons"][0]
+        seen = "never" if age is None else "600 s ago"
+        assert reason.startswith(f"no fresh heartbeat from the Dagster daemon(s) SENSOR ({seen})")
+        assert "`dagster-daemon run`" in reason
+        [alert] = response.json()["alerts"]
+        assert alert["rule"] == "daemon_heartbeat"
+        metrics = TestClient(app).get("/v1/metrics", headers=AS_VIEWER).json()
+        assert [a["rule"] for a in metrics["alerts"]] == ["daemon_heartbeat"]
+
+
+def test_readyz_daemon_threshold_is_alert_daemon_stale_seconds(
+    settings: Settings, engine: sa.Engine
+) -> None:
+    app = create_app(
+        ops_settings(settings, alert_daemon_stale_seconds=900),
+        engine=engine,
+        instance_factory=lambda: fake_instance(600.0),
+    )
+    response = TestClient(app).get("/readyz")
+    assert (response.status_code, response.json()["score"]) == (200, 100)
+    assert "alert after 900 s" in response.json()["checks"][2]["detail"]
+
+
+def test_readyz_when_the_instance_cannot_be_read(settings: Settings, engine: sa.Engine) -> None:
+    def broken() -> Any:
+        raise RuntimeError("storage password=hunter2 refused")
+
+    client = TestClient(create_app(ops_settings(settings), engine=engine, instance_factory=broken))
+    response = client.get("/readyz")
+    assert (response.status_code, response.json()["score"]) == (503, 60)
+    assert "cannot read the Dagster instance" in response.json()["reasons"][0]
+    assert "hunter2" not in response.text
+    metrics = client.get("/v1/metrics", headers=AS_VIEWER)  # the ledger rules still answer
+    assert (metrics.status_code, metrics.json()["alerts"]) == (200, [])
 
 
 def test_an_unmigrated_database_is_503_without_sql(settings: Settings, tmp_path: Path) -> None:
@@ -556,6 +651,8 @@ def test_find_why_a_job_failed_retry_it_and_fix_a_row(
     api.faults.add(Fault("/catalog", status=503))  # FX rates of past dates are cached
     down = client.post(f"/v1/failed-rows/{quantity['id']}/retry", json=fix, headers=AS_OPERATOR)
     assert (down.status_code, error_of(down)["code"]) == (503, "enrichment_unavailable")
+    assert error_of(down)["message"].startswith("the catalog API at ")  # as `etl failed-rows`
+    assert "try again later" in error_of(down)["message"]
     api.faults.clear()
     fixed = client.post(f"/v1/failed-rows/{quantity['id']}/retry", json=fix, headers=AS_OPERATOR)
     assert fixed.status_code == 200, fixed.text

@@ -81,6 +81,7 @@ def browser(chromium: str, tmp_path: Path) -> Iterator[Any]:
 class Served:
     base_url: str
     ids: dict[str, str]
+    database_url: str
 
 
 @pytest.fixture
@@ -111,7 +112,7 @@ def served(sqlite_url: str, tmp_path: Path) -> Iterator[Served]:
         if not thread.is_alive() or time.monotonic() > deadline:
             pytest.fail("uvicorn did not start")
         time.sleep(0.05)
-    yield Served(f"http://127.0.0.1:{port}", ids)
+    yield Served(f"http://127.0.0.1:{port}", ids, sqlite_url)
     server.should_exit = True
     thread.join(10)
     engine.dispose()
@@ -167,7 +168,10 @@ def test_the_dashboard_renders_counts_failures_and_links(
     assert "2 of 4 attempts failed" in section(dom, "error-chart")
     uploads = section(dom, "uploads")
     assert "500 / 1000" in uploads
-    assert "11 jobs; 1 stuck; 3 pending" in dom
+    assert "11 jobs; 1 stuck; 3 pending; 2 alert(s) firing" in dom
+    alerts = section(dom, "alerts")
+    assert "failure_rate" in alerts and "stuck_jobs" in alerts
+    assert "1 of 2 jobs finished in the last hour failed" in alerts
 
 
 def test_the_job_view_shows_the_error_attempts_and_run(
@@ -212,6 +216,21 @@ def test_an_operator_retries_a_failed_job_from_the_dashboard(browser: Any, serve
     wait.until(lambda b: "pending" in b.find_element(By.ID, "job-detail").text.split("\n")[0])
     assert "attempts 1 of 4" in browser.find_element(By.ID, "job-detail").text
     assert "token" not in browser.current_url  # moved out of the address bar
+
+    # A run picks it up and completes it: the open job view follows, without a reload.
+    engine = create_engine(served.database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.job_id == job_id)
+            .values(status="completed", completed_at=utcnow(), error_type=None)
+        )
+    engine.dispose()
+    refreshed = WebDriverWait(browser, 45)  # the page refreshes every 15 s
+    refreshed.until(
+        lambda b: "completed" in b.find_element(By.ID, "job-detail").text.split("\n")[0]
+    )
+    assert not browser.find_elements(By.ID, "retry-button")  # nothing left to retry
 
 
 def test_a_viewer_is_told_it_may_not_retry(browser: Any, served: Served) -> None:

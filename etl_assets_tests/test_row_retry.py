@@ -12,6 +12,8 @@ from etl_assets.cli import main
 from etl_assets.ledger import JobStatus
 from etl_assets.ledger.quarantine import list_rows
 from etl_assets.pipeline.row_retry import Enrichment, retry_rows
+from etl_assets.reference_api import ReferenceApiServer
+from etl_assets.reference_api.server import Fault
 from etl_assets.resources.apis import api_clients
 
 
@@ -134,6 +136,39 @@ def test_failed_rows_commands(platform: Platform, etl: CliRunner) -> None:
     assert [r["id"] for r in json.loads(loaded)] == [quantity["id"]]
     bad = etl.invoke(main, ["failed-rows", "retry", "--set", "oops"])
     assert "give ROW_IDS or --job" in bad.output
+
+
+def test_failed_rows_retry_while_an_api_is_down_is_one_line(
+    platform: Platform, etl: CliRunner, api: ReferenceApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No traceback: which API, and to try again later; the row stays quarantined."""
+    job_id = completed_job_with_bad_rows(platform)
+    [unknown] = [r for r in platform.ledger.quarantined(job_id) if r["stage"] == "enrich"]
+    retry = ["failed-rows", "retry", str(unknown["id"]), "--set", "sku=SKU-0500"]
+
+    monkeypatch.setenv("CATALOG_API_URL", "http://127.0.0.1:9/catalog")  # nothing listens
+    down = etl.invoke(main, retry)
+    assert down.exit_code == 1
+    assert down.output.startswith("Error: the catalog API at http://127.0.0.1:9/catalog is ")
+    assert "unreachable or failing" in down.output and "try again later" in down.output
+    assert "Traceback" not in down.output and len(down.output.splitlines()) == 1
+    assert isinstance(down.exception, SystemExit)  # handled, not a crash
+
+    monkeypatch.setenv("CATALOG_API_URL", platform.settings.catalog_api_url)
+    api.faults.add(Fault("/catalog", status=401))
+    refused = etl.invoke(main, retry)
+    assert refused.exit_code == 1
+    assert (
+        "the catalog API at" in refused.output and "refused the request (HTTP 401" in refused.output
+    )
+    assert "Traceback" not in refused.output
+    [row] = list_rows(platform.ledger.engine, ids=[unknown["id"]], status=None)
+    assert row["status"] == "quarantined"
+
+    api.faults.clear()
+    fixed = etl.invoke(main, retry)
+    assert fixed.exit_code == 0, fixed.output
+    assert fixed.output.startswith("loaded: 1")
 
 
 def test_retry_and_cancel_commands(platform: Platform, etl: CliRunner) -> None:

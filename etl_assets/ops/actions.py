@@ -13,7 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import requests
+
 from etl_assets.config import Settings
+from etl_assets.errors import TransientError, classify
 from etl_assets.ledger import ErrorType, Job, Ledger
 
 if TYPE_CHECKING:  # imported lazily: they bring dagster and pandas, slow for a CLI
@@ -96,6 +99,42 @@ def enrichment_for(settings: Settings) -> Enrichment:
     return Enrichment(fx=fx, catalog=catalog, reporting_currency=settings.reporting_currency)
 
 
+class EnrichmentFailure(Exception):
+    """A row retry stopped because an enrichment API failed. `retryable`: it is down, slow or
+    overloaded (try again later); otherwise it refused the request (HTTP 4xx). The message
+    names the API and is safe to show: no query string, no token."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def enrichment_failure(exc: Exception, settings: Settings) -> EnrichmentFailure:
+    """Classify an FX or catalog API error like a job's, and say which API it was."""
+    classified = classify(exc)
+    name, base = _which_api(exc, settings)
+    if classified.retryable:
+        return EnrichmentFailure(
+            f"the {name} at {base} is unreachable or failing ({classified.message}); "
+            "the rows not retried stay quarantined: try again later (`etl doctor` checks it)",
+            retryable=True,
+        )
+    return EnrichmentFailure(
+        f"the {name} at {base} refused the request ({classified.message}); check its "
+        "settings (URL, token): `etl doctor` checks them",
+        retryable=False,
+    )
+
+
+def _which_api(exc: Exception, settings: Settings) -> tuple[str, str]:
+    request = getattr(exc, "request", None)
+    url = (getattr(request, "url", None) or "").split("?")[0]
+    for name, base in (("FX API", settings.fx_api_url), ("catalog API", settings.catalog_api_url)):
+        if url and url.startswith(base.rstrip("/")):
+            return name, base.split("?")[0]
+    return "enrichment API", url or "its URL"
+
+
 def retry_failed_rows(
     ledger: Ledger,
     settings: Settings,
@@ -104,9 +143,14 @@ def retry_failed_rows(
     job_id: str | None = None,
     fixes: Mapping[str, str] | None = None,
 ) -> RowRetryResult:
-    """Validate, enrich and load quarantined rows again (after `fixes`); commits per job."""
+    """Validate, enrich and load quarantined rows again (after `fixes`); commits per job.
+    Raises EnrichmentFailure when the FX or catalog API fails (rows of jobs done by then
+    stay done)."""
     from etl_assets.pipeline.row_retry import retry_rows
 
-    return retry_rows(
-        ledger, enrichment_for(settings), row_ids=row_ids or None, job_id=job_id, fixes=fixes
-    )
+    try:
+        return retry_rows(
+            ledger, enrichment_for(settings), row_ids=row_ids or None, job_id=job_id, fixes=fixes
+        )
+    except (TransientError, requests.RequestException) as exc:
+        raise enrichment_failure(exc, settings) from exc

@@ -3,8 +3,8 @@
 `create_app(settings)` builds the app; `etl api` serves it with uvicorn. Reads need a viewer
 or operator bearer token, repairs and uploads an operator token (OPS_API_VIEWER_TOKENS,
 OPS_API_OPERATOR_TOKENS). `/healthz`, `/readyz`, the dashboard page and the OpenAPI
-description are open: they carry no ledger data (the dashboard's data comes from `/v1`,
-with the token the user gives it).
+description are open: they carry no job content (`/readyz` gives counts and, for stuck
+jobs, their ids; the dashboard's data comes from `/v1`, with the token the user gives it).
 
 Every error is a JSON body `{"error": {"code", "message", "request_id"}}`. Bad input is a 4xx
 that says what is wrong; anything unforeseen is a 500 with a generic message and the request
@@ -27,7 +27,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-import requests
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
@@ -37,9 +36,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from etl_assets.alerts import Alert, Thresholds
 from etl_assets.config import Settings
 from etl_assets.db import engine_for
-from etl_assets.errors import PermanentError, TransientError, classify
+from etl_assets.errors import PermanentError
 from etl_assets.ledger import ErrorType, JobStatus, Ledger
 from etl_assets.ledger.errors import IllegalTransition, JobNotFound
 from etl_assets.ledger.quarantine import RowStatus
@@ -335,6 +335,14 @@ class RowRetryResult(BaseModel):
     row: rm.FailedRow | None
 
 
+@dataclasses.dataclass(frozen=True)
+class MetricsReport(rm.Metrics):
+    """The ledger's metrics and the alerts firing now. The alert rules look at the last hour
+    (whatever `window_seconds` is) and use the ALERT_* settings, like the alerts sensor."""
+
+    alerts: list[Alert] = dataclasses.field(default_factory=list)
+
+
 class Liveness(BaseModel):
     """The process answers."""
 
@@ -599,7 +607,7 @@ def _add_failed_row_routes(app: FastAPI) -> None:
             result = actions.retry_failed_rows(
                 ledger, settings, row_ids=[row_id], fixes=body.fixes if body else None
             )
-        except (TransientError, requests.RequestException) as exc:
+        except actions.EnrichmentFailure as exc:
             raise _enrichment_error(exc) from None
         except PermanentError as exc:
             raise ApiError(400, "row_retry_failed", str(exc)) from None
@@ -618,13 +626,13 @@ def _add_failed_row_routes(app: FastAPI) -> None:
         )
 
 
-def _enrichment_error(exc: Exception) -> ApiError:
-    """An FX or catalog API failure during a row retry, classified like a job's: down or
-    overloaded (retry later) is a 503, a refusal (HTTP 4xx) a 502."""
-    classified = classify(exc)
-    if classified.retryable:
-        return ApiError(503, "enrichment_unavailable", f"{classified.message}; try again later")
-    return ApiError(502, "enrichment_failed", classified.message)
+def _enrichment_error(exc: actions.EnrichmentFailure) -> ApiError:
+    """An FX or catalog API failure during a row retry (classified like a job's, the same
+    message as `etl failed-rows retry`): down or overloaded (retry later) is a 503, a refusal
+    (HTTP 4xx) a 502."""
+    if exc.retryable:
+        return ApiError(503, "enrichment_unavailable", str(exc))
+    return ApiError(502, "enrichment_failed", str(exc))
 
 
 def _row_outcome(row_id: int, result: Any) -> tuple[str, str]:
@@ -659,7 +667,7 @@ def _add_monitoring_routes(app: FastAPI) -> None:
 
     @app.get(
         "/v1/metrics",
-        response_model=rm.Metrics,
+        response_model=MetricsReport,
         tags=["monitoring"],
         summary="Ledger metrics",
         responses={200: EXAMPLES["metrics"], **READ_ERRORS},
@@ -669,17 +677,23 @@ def _add_monitoring_routes(app: FastAPI) -> None:
         _role: Viewer,
         window_seconds: Annotated[int, Query(ge=60, le=MAX_WINDOW_SECONDS)] = 24 * 3600,
         recent_failures: Annotated[int, Query(ge=1, le=100)] = 10,
-    ) -> rm.Metrics:
+    ) -> MetricsReport:
         """Counts by status, retry statistics, average duration, failure rate, recent
-        failures, queue depth by priority and stuck jobs."""
+        failures, queue depth by priority, stuck jobs, and the alerts firing now (rules over
+        the last hour; the daemon rule when DAGSTER_HOME is set)."""
         settings, engine = _state(request)
-        return rm.metrics(
+        m = rm.metrics(
             engine,
             stuck_after_seconds=settings.stuck_after_seconds,
             window_seconds=window_seconds,
             recent_failures=recent_failures,
             dagster_ui_url=settings.dagster_ui_url,
         )
+        firing = health.firing_alerts(
+            engine, Thresholds.from_settings(settings), request.app.state.instance_factory
+        )
+        fields = {f.name: getattr(m, f.name) for f in dataclasses.fields(m)}
+        return MetricsReport(**fields, alerts=firing)
 
     @app.get(
         "/v1/activity",
@@ -727,7 +741,7 @@ def _readiness(request: Request) -> health.Health:
     settings, engine = _state(request)
     return health.readiness(
         engine,
-        stuck_after_seconds=settings.stuck_after_seconds,
+        thresholds=Thresholds.from_settings(settings),
         instance_factory=request.app.state.instance_factory,
     )
 
@@ -750,8 +764,9 @@ def _add_health_routes(app: FastAPI) -> None:
     )
     def readyz(request: Request) -> JSONResponse:
         """Database reachable, schema current, Dagster daemon heartbeat fresh (when
-        DAGSTER_HOME is set); a 0-100 score with the reasons it lost points. 503 when not
-        ready. Open: no token needed, and it shows no ledger data."""
+        DAGSTER_HOME is set); a 0-100 score with the reasons it lost points, each firing
+        alert among them, and the alerts. 503 when not ready. Open: no token needed; it shows
+        counts and job ids, no job content."""
         result = _readiness(request)
         body = dataclasses.asdict(result)
         return JSONResponse(body, status_code=200 if result.ready else 503)

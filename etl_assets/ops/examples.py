@@ -46,6 +46,16 @@ JOB_ROW: dict[str, Any] = {
 }
 
 
+STUCK_ALERT: dict[str, Any] = {
+    "rule": "stuck_jobs",
+    "severity": "warning",
+    "message": f"1 processing job(s) without a heartbeat for more than 300 s ({JOB}): the "
+    "reaper takes them back unless their run is still queued; is the daemon running?",
+    "value": 1,
+    "threshold": 0,
+}
+
+
 def _json(example: Any, description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"example": example}}}
 
@@ -222,6 +232,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                 }
             ],
             "quarantined_rows_open": 3,
+            "alerts": [STUCK_ALERT],
         }
     ),
     "activity": _json(
@@ -258,22 +269,21 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "score": 90,
             "checks": [
                 {"name": "database", "ok": True, "detail": "the database answers"},
-                {"name": "schema", "ok": True, "detail": "schema at 0002"},
-                {"name": "daemon", "ok": None, "detail": "not checked: DAGSTER_HOME is not set"},
+                {"name": "schema", "ok": True, "detail": "schema at 0003"},
+                {
+                    "name": "daemon",
+                    "ok": True,
+                    "detail": "every daemon sent a heartbeat in the last 12 s (alert after 120 s)",
+                },
                 {
                     "name": "stuck_jobs",
                     "ok": False,
-                    "detail": "1 processing job(s) without a heartbeat for 300 s",
+                    "detail": STUCK_ALERT["message"],
                     "points_lost": 10,
                 },
-                {
-                    "name": "failure_rate",
-                    "ok": True,
-                    "detail": "0% of the jobs that finished in the last hour failed (0 of 4; "
-                    "alert above 10%)",
-                },
             ],
-            "reasons": ["1 processing job(s) without a heartbeat for 300 s"],
+            "reasons": [STUCK_ALERT["message"]],
+            "alerts": [STUCK_ALERT],
         }
     ),
 }

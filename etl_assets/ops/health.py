@@ -1,9 +1,12 @@
 """Readiness of the platform, for `/readyz` and the dashboard: checks, a 0-100 score, reasons.
 
 Ready means the ops API can serve and jobs can move: the database answers, its schema is the
-one this code needs, and (when a Dagster instance is configured through DAGSTER_HOME) every
-daemon the instance needs has sent a heartbeat lately. Stuck jobs and a high failure rate do
-not make the platform unready, but they lower its score and say why.
+one this code needs, and (when a Dagster instance is configured through DAGSTER_HOME) no
+`daemon_heartbeat` alert fires. The other alert rules of `etl_assets.alerts` (failure rate,
+retry exhaustion, stuck jobs, pending queue) do not make the platform unready, but each one
+firing lowers the score, and its message is one of the reasons. The rules and their
+thresholds (the ALERT_* settings, STUCK_AFTER_SECONDS) are the alerts module's: this module
+only decides what each firing rule costs.
 """
 
 from __future__ import annotations
@@ -19,19 +22,25 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from etl_assets import alerts
+from etl_assets.alerts import Alert, Thresholds
 from etl_assets.db import read_connection, utcnow
-from etl_assets.ledger.models import JobStatus
-from etl_assets.ledger.schema import jobs
-from etl_assets.ops.read_model import stuck_condition
 
 logger = logging.getLogger(__name__)
 
-# dagster-daemon beats every 30 s; four missed beats mean it is down or wedged.
-DAEMON_HEARTBEAT_MAX_AGE_SECONDS = 120
-FAILURE_RATE_WINDOW_SECONDS = 3600
-FAILURE_RATE_THRESHOLD = 0.10
-PENALTY = {"schema": 50, "daemon": 40, "stuck_jobs": 10, "failure_rate": 20}
+SCHEMA_PENALTY = 50
+# Points a firing alert takes off the score, by rule; stuck_jobs costs this much per stuck
+# job, up to MAX_STUCK_PENALTY. A rule missing here costs its severity's points.
+ALERT_PENALTY = {
+    alerts.DAEMON_HEARTBEAT: 40,
+    "failure_rate": 20,
+    "retry_exhaustion": 10,
+    "stuck_jobs": 10,
+    "pending_queue": 10,
+}
+SEVERITY_PENALTY = {alerts.CRITICAL: 20, alerts.WARNING: 10}
 MAX_STUCK_PENALTY = 30
+GATES = ("database", "schema", "daemon")  # the checks that make the platform unready
 
 
 @dataclass(frozen=True)
@@ -47,12 +56,14 @@ class Check:
 
 @dataclass(frozen=True)
 class Health:
-    """Ready or not, a score from 0 (down) to 100 (all well), and why points were lost."""
+    """Ready or not, a score from 0 (down) to 100 (all well), why points were lost, and the
+    alerts firing now."""
 
     ready: bool
     score: int
     checks: list[Check] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
 
 
 InstanceFactory = Callable[[], Any]
@@ -61,27 +72,66 @@ InstanceFactory = Callable[[], Any]
 def readiness(
     engine: Engine,
     *,
-    stuck_after_seconds: int,
+    thresholds: Thresholds,
     instance_factory: InstanceFactory | None = None,
     now: dt.datetime | None = None,
 ) -> Health:
-    """Run the checks. `instance_factory` opens the Dagster instance (default: from
-    DAGSTER_HOME when it is set, else the daemon is not checked)."""
+    """Run the checks and evaluate the alert rules. `instance_factory` opens the Dagster
+    instance (default: from DAGSTER_HOME when it is set, else the daemon is not checked)."""
     now = now or utcnow()
     database = _check_database(engine)
     if not database.ok:
         return Health(False, 0, [database], [database.detail])
+    schema = _check_schema(engine)
+    factory = instance_factory or default_instance_factory()
+    ages, unreadable = _daemon_ages(factory, now)
+    # Without the ledger's tables there are no jobs to look at: only the daemon rule runs.
+    figures = (
+        alerts.ledger_figures(engine, thresholds.stuck_after_seconds, now)
+        if schema.ok
+        else alerts.NO_LEDGER_FIGURES
+    )
+    if ages is not None:
+        figures = alerts.with_daemon_ages(figures, ages)
+    fired = alerts.evaluate_alerts(figures, thresholds)
     checks = [
         database,
-        _check_schema(engine),
-        _check_daemon(instance_factory or _default_instance_factory(), now),
+        schema,
+        _daemon_check(factory, unreadable, figures, fired, thresholds),
+        *(_alert_check(a) for a in fired if a.rule != alerts.DAEMON_HEARTBEAT),
     ]
-    if checks[1].ok:  # without the ledger's tables there are no jobs to look at
-        checks += _check_jobs(engine, stuck_after_seconds, now)
     lost = sum(c.points_lost for c in checks)
     reasons = [c.detail for c in checks if c.ok is False]
-    ready = all(c.ok is not False for c in checks if c.name in ("database", "schema", "daemon"))
-    return Health(ready, max(0, 100 - lost), checks, reasons)
+    ready = all(c.ok is not False for c in checks if c.name in GATES)
+    return Health(ready, max(0, 100 - lost), checks, reasons, fired)
+
+
+def firing_alerts(
+    engine: Engine,
+    thresholds: Thresholds,
+    instance_factory: InstanceFactory | None = None,
+    now: dt.datetime | None = None,
+) -> list[Alert]:
+    """The alerts firing now, the daemon rule included when a Dagster instance is configured
+    and readable (when it is not, /readyz says so; the other rules still answer)."""
+    now = now or utcnow()
+    ages, _ = _daemon_ages(instance_factory or default_instance_factory(), now)
+    figures = alerts.ledger_figures(engine, thresholds.stuck_after_seconds, now)
+    if ages is not None:
+        figures = alerts.with_daemon_ages(figures, ages)
+    return alerts.evaluate_alerts(figures, thresholds)
+
+
+def penalty(alert: Alert) -> int:
+    """The points a firing alert takes off the health score."""
+    points = ALERT_PENALTY.get(alert.rule, SEVERITY_PENALTY.get(alert.severity, 10))
+    if alert.rule == "stuck_jobs":
+        return min(points * max(1, int(alert.value or 1)), MAX_STUCK_PENALTY)
+    return points
+
+
+def _alert_check(alert: Alert) -> Check:
+    return Check(alert.rule, False, alert.message, penalty(alert))
 
 
 def _check_database(engine: Engine) -> Check:
@@ -103,89 +153,67 @@ def _check_schema(engine: Engine) -> Check:
     except sa.exc.SQLAlchemyError as exc:
         logger.warning("readiness: cannot read the schema revision: %s", exc)
         detail = "cannot read the schema revision: run `etl db upgrade`"
-        return Check("schema", False, detail, PENALTY["schema"])
+        return Check("schema", False, detail, SCHEMA_PENALTY)
     if current != head:
         return Check(
             "schema",
             False,
             f"schema at {current or 'nothing'}, this code needs {head}: run `etl db upgrade`",
-            PENALTY["schema"],
+            SCHEMA_PENALTY,
         )
     return Check("schema", True, f"schema at {head}")
 
 
-def _default_instance_factory() -> InstanceFactory | None:
-    if not os.environ.get("DAGSTER_HOME"):
+def default_instance_factory() -> InstanceFactory | None:
+    """What opens DAGSTER_HOME's instance, or None when DAGSTER_HOME is not set."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
         return None
-    return _shared_instance
+    return functools.partial(_shared_instance, home)
 
 
 @functools.cache
-def _shared_instance() -> Any:
-    """DAGSTER_HOME's instance, opened once per process: each readiness check reuses it
+def _shared_instance(home: str) -> Any:
+    """The instance in `home`, opened once per process: each readiness check reuses it
     instead of opening new storage connections."""
     import dagster as dg
 
-    return dg.DagsterInstance.get()
+    return dg.DagsterInstance.from_config(home)
 
 
-def _check_daemon(factory: InstanceFactory | None, now: dt.datetime) -> Check:
+def _daemon_ages(
+    factory: InstanceFactory | None, now: dt.datetime
+) -> tuple[dict[str, float] | None, bool]:
+    """(heartbeat age of each required daemon, or None when there is no instance to read;
+    whether opening or reading the instance failed)."""
     if factory is None:
-        return Check("daemon", None, "not checked: DAGSTER_HOME is not set")
+        return None, False
     try:
-        instance = factory()
-        required = list(instance.get_required_daemon_types())
-        beats = instance.get_daemon_heartbeats()
+        return alerts.daemon_heartbeat_ages(factory(), now), False
     except Exception as exc:  # noqa: BLE001 - any failure to read the instance is "not ready"
         logger.warning("readiness: cannot read the Dagster instance: %s", exc)
+        return None, True
+
+
+def _daemon_check(
+    factory: InstanceFactory | None,
+    unreadable: bool,
+    figures: alerts.Figures,
+    fired: list[Alert],
+    thresholds: Thresholds,
+) -> Check:
+    if factory is None:
+        return Check("daemon", None, "not checked: DAGSTER_HOME is not set")
+    points = ALERT_PENALTY[alerts.DAEMON_HEARTBEAT]
+    if unreadable:
         detail = "cannot read the Dagster instance (see the API's log)"
-        return Check("daemon", False, detail, PENALTY["daemon"])
-    stale = []
-    for daemon in required:
-        beat = beats.get(daemon)
-        age = None if beat is None else now.timestamp() - beat.timestamp
-        if age is None or age > DAEMON_HEARTBEAT_MAX_AGE_SECONDS:
-            stale.append(f"{daemon} ({'never' if age is None else f'{age:.0f} s ago'})")
+        return Check("daemon", False, detail, points)
+    stale = [a for a in fired if a.rule == alerts.DAEMON_HEARTBEAT]
     if stale:
-        return Check(
-            "daemon",
-            False,
-            f"no fresh dagster-daemon heartbeat for: {', '.join(stale)}; "
-            "is `dagster-daemon run` up?",
-            PENALTY["daemon"],
-        )
-    return Check("daemon", True, f"{len(required)} daemons sent a heartbeat lately")
-
-
-def _check_jobs(engine: Engine, stuck_after_seconds: int, now: dt.datetime) -> tuple[Check, Check]:
-    stale_before = now - dt.timedelta(seconds=stuck_after_seconds)
-    since = now - dt.timedelta(seconds=FAILURE_RATE_WINDOW_SECONDS)
-    finished = sa.select(jobs.c.status, sa.func.count().label("n")).where(
-        sa.or_(
-            sa.and_(jobs.c.status == JobStatus.COMPLETED.value, jobs.c.completed_at >= since),
-            sa.and_(jobs.c.status == JobStatus.FAILED.value, jobs.c.updated_at >= since),
-        )
+        return Check("daemon", False, stale[0].message, penalty(stale[0]))
+    return Check(
+        "daemon",
+        True,
+        f"every daemon sent a heartbeat in the last {figures.daemon_heartbeat_age or 0:.0f} s "
+        f"(alert after {thresholds.daemon_stale_seconds:.0f} s)",
     )
-    with read_connection(engine) as conn:
-        stuck_count = int(
-            conn.execute(
-                sa.select(sa.func.count()).where(stuck_condition(stale_before))
-            ).scalar_one()
-        )
-        counts = {r.status: int(r.n) for r in conn.execute(finished.group_by(jobs.c.status))}
-    stuck = Check(
-        "stuck_jobs",
-        stuck_count == 0,
-        f"{stuck_count} processing job(s) without a heartbeat for {stuck_after_seconds} s",
-        min(PENALTY["stuck_jobs"] * stuck_count, MAX_STUCK_PENALTY),
-    )
-    failed, done = counts.get("failed", 0), counts.get("completed", 0)
-    rate = failed / (failed + done) if failed + done else 0.0
-    failure = Check(
-        "failure_rate",
-        rate <= FAILURE_RATE_THRESHOLD,
-        f"{rate:.0%} of the jobs that finished in the last hour failed "
-        f"({failed} of {failed + done}; alert above {FAILURE_RATE_THRESHOLD:.0%})",
-        PENALTY["failure_rate"] if rate > FAILURE_RATE_THRESHOLD else 0,
-    )
-    return stuck, failure

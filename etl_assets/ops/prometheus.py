@@ -78,4 +78,9 @@ def render(metrics: Metrics, health: Health | None = None) -> str:
             "etl_health_score", "Health score 0-100 (see /readyz).", [({}, health.score)]
         )
         lines += _family("etl_ready", "1 when /readyz says ready.", [({}, int(health.ready))])
+        lines += _family(
+            "etl_alert_firing",
+            "1 for each alert rule firing now (see /readyz).",
+            [({"rule": a.rule, "severity": a.severity}, 1) for a in health.alerts],
+        )
     return "\n".join(lines) + "\n"
