@@ -61,6 +61,7 @@ def main() -> None:
 
     import dagster as dg
     from common import machine, scratch_postgres
+    from dagster._core.storage.dagster_run import FINISHED_STATUSES as FINISHED_RUNS
 
     from etl_assets import migrations
     from etl_assets.assets import ETL_JOB
@@ -134,6 +135,13 @@ def main() -> None:
             time.sleep(0.5)
         seconds = time.perf_counter() - started
         with dg.DagsterInstance.get() as instance:
+            # The ledger says done a moment before each run reports its own end; stopping the
+            # daemon earlier would cut those runs short.
+            unfinished = dg.RunsFilter(
+                statuses=[s for s in dg.DagsterRunStatus if s not in FINISHED_RUNS]
+            )
+            while instance.get_runs_count(unfinished) and time.monotonic() < deadline:
+                time.sleep(0.5)
             runs = instance.get_runs(dg.RunsFilter(job_name=ETL_JOB))
             runs += instance.get_runs(dg.RunsFilter(job_name=BATCH_JOB))
             records = instance.get_run_records(dg.RunsFilter(job_name=ETL_JOB))

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from conftest import emptied
+from test_monitoring_docs import runs_on, sql_blocks
 
 from etl_assets.db import create_engine, utcnow
 from etl_assets.ledger import ErrorType, JobStatus, Ledger
@@ -25,24 +26,26 @@ from etl_assets.retention import _candidates
 SEEDED_JOBS = 100_000
 
 
-def seed_finished_jobs(engine: sa.Engine, count: int) -> None:
-    """`count` finished jobs (1 in 50 failed) plus a few pending and processing ones, written
-    by PostgreSQL itself in one statement."""
+def seed_finished_jobs(engine: sa.Engine, count: int, days: int = 90) -> None:
+    """`count` finished jobs over the last `days` days (1 in 50 failed, 1 in 20 retried) plus
+    a few pending and processing ones, written by PostgreSQL itself in one statement."""
+    step = days * 86_400 / count  # seconds between two jobs
     with engine.begin() as conn:
         conn.exec_driver_sql(
             f"""
             INSERT INTO jobs (job_id, title, dataset, source_uri, source_name, content_sha256,
-                size_bytes, status, priority, attempts, max_attempts, error_type,
+                size_bytes, status, priority, attempts, retry_count, max_attempts, error_type,
                 created_at, updated_at, completed_at, last_heartbeat_at)
             SELECT 'J' || lpad(n::text, 12, '0'), 'job ' || n, 'sales', '/s/' || n, n || '.csv',
                 md5(n::text) || md5(n::text), 100,
                 CASE WHEN n > {count} THEN (CASE WHEN mod(n, 2) = 0 THEN 'pending' ELSE 'processing'
                      END) WHEN mod(n, 50) = 0 THEN 'failed' ELSE 'completed' END,
-                mod(n, 3), 1, 3,
+                mod(n, 3), 1, CASE WHEN mod(n, 20) = 0 THEN 1 ELSE 0 END, 3,
                 CASE WHEN n <= {count} AND mod(n, 50) = 0 THEN 'transient_exhausted' END,
-                now() - (({count} + 50 - n) || ' seconds')::interval,
-                now(), CASE WHEN n <= {count} THEN now() - (({count} - n) || ' seconds')::interval
-                END, now()
+                now() - ((({count} + 50 - n) * {step}) || ' seconds')::interval, now(),
+                CASE WHEN n <= {count}
+                     THEN now() - ((({count} - n) * {step}) || ' seconds')::interval END,
+                now()
             FROM generate_series(1, {count} + 40) AS n
             """
         )
@@ -99,6 +102,11 @@ def test_ledger_queries_use_an_index_on_a_large_ledger(postgres_url: str) -> Non
             text = plan(engine, statement, parameters)
             if "Seq Scan on jobs" in text:
                 scans[name] = f"{statement}\n{text}"
+    for name, sql in sql_blocks().items():  # every query docs/monitoring.md gives operators
+        if runs_on(sql, postgres=True):
+            text = plan(engine, sql, None)
+            if "Seq Scan on jobs" in text:
+                scans[f"monitoring.md {name}"] = text
     engine.dispose()
     assert scans == {}
 

@@ -66,7 +66,7 @@ def _failed_jobs(rows: Rows, ids: Ids) -> None:
     ]
 
 
-@expects("failures_by_type")
+@expects("failures_by_type", "failures_by_type_sqlite")
 def _failures_by_type(rows: Rows, ids: Ids) -> None:
     assert [tuple(r) for r in rows] == [("permanent", 1), ("transient_exhausted", 1)]
 
@@ -114,7 +114,7 @@ def _failed_attempts(rows: Rows, ids: Ids) -> None:
 @expects("average_duration", "average_duration_sqlite")
 def _average_duration(rows: Rows, ids: Ids) -> None:
     [(dataset, jobs, avg)] = rows
-    assert (dataset, jobs, float(avg)) == ("sales", 3, 150.0)  # A 100 s, B 300 s, K 50 s
+    assert (dataset, jobs, float(avg)) == ("sales", 2, 200.0)  # A 100 s, B 300 s (K: 2 days)
 
 
 @expects("hourly_throughput", "hourly_throughput_sqlite")

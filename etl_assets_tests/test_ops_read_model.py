@@ -73,7 +73,8 @@ def test_list_jobs_filters_sorts_and_pages(engine: sa.Engine, ids: dict[str, str
     second = rm.list_jobs(engine, sort="-created_at", limit=3, offset=3)
     assert [j.job_id for j in second.items] == [j.job_id for j in everything.items[3:6]]
     by_completion = rm.list_jobs(engine, sort="-completed_at", limit=3)
-    assert [j.job_id for j in by_completion.items] == [ids["J"], ids["B"], ids["A"]]
+    # C failed 20 min ago, J was cancelled 45 min ago, B completed about an hour ago
+    assert [j.job_id for j in by_completion.items] == [ids["C"], ids["J"], ids["B"]]
 
 
 def test_list_jobs_rejects_bad_paging_and_sort(engine: sa.Engine) -> None:

@@ -423,6 +423,8 @@ class Ledger:
                 error_message=message[:MAX_ERROR_MESSAGE],
                 error_traceback=(traceback or "")[-MAX_TRACEBACK:] or None,
                 last_heartbeat_at=now,
+                completed_at=now,  # when it finished: retention and recent-failure queries
+                next_attempt_at=None,
             )
             self._end_attempt(conn, failed, AttemptOutcome.FAILED, now, error_type, message)
         return failed
@@ -517,6 +519,8 @@ class Ledger:
                     expected=[JobStatus.PROCESSING],
                     where=where,
                     error_type=ErrorType.TRANSIENT_EXHAUSTED.value,
+                    completed_at=now,
+                    next_attempt_at=None,
                     **common,
                 )
             self._end_attempt(conn, job, outcome, now, error_type, message, attempt)

@@ -74,6 +74,13 @@ NEW_INDEXES = {
 }
 
 
+PARTIAL_INDEXES = {  # name: (table, columns, condition)
+    "ix_jobs_retried": ("jobs", ["retry_count", "job_id"], "retry_count > 0"),
+    "ix_job_attempts_failed": ("job_attempts", ["ended_at"], "outcome IN ('failed', 'timed_out')"),
+    "ix_quarantined_rows_waiting": ("quarantined_rows", ["job_id"], "status = 'quarantined'"),
+}
+
+
 def upgrade() -> None:
     op.create_table(
         "job_status_counts",
@@ -116,9 +123,14 @@ def upgrade() -> None:
             op.execute(trigger)
     for name, columns in NEW_INDEXES.items():
         op.create_index(name, "jobs", columns)
+    for name, (table, columns, condition) in PARTIAL_INDEXES.items():
+        where = sa.text(condition)
+        op.create_index(name, table, columns, postgresql_where=where, sqlite_where=where)
 
 
 def downgrade() -> None:
+    for name, (table, _, _) in PARTIAL_INDEXES.items():
+        op.drop_index(name, table)
     for name in NEW_INDEXES:
         op.drop_index(name, "jobs")
     postgres = op.get_bind().dialect.name == "postgresql"
