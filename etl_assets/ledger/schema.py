@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from etl_assets.db import JSONType, UTCDateTime, metadata
@@ -16,7 +18,7 @@ def _one_of(column: str, enum: type[JobStatus | ErrorType | AttemptOutcome]) -> 
 FAILED_OUTCOMES = "outcome IN ('failed', 'timed_out')"
 
 
-def _where(condition: str) -> dict[str, sa.TextClause]:
+def _where(condition: str) -> dict[str, Any]:
     """The keyword arguments of a partial index on both dialects."""
     return {"postgresql_where": sa.text(condition), "sqlite_where": sa.text(condition)}
 
