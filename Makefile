@@ -7,7 +7,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_HOME
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint typecheck unit dev db-upgrade reference-api bench bench-large bench-daemon clean
+.PHONY: help install demo test lint typecheck unit dev db-upgrade reference-api bench bench-large bench-daemon bench-ledger clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,13 +47,16 @@ dev: $(STAMP) ## start `dagster dev` (UI on http://127.0.0.1:3000) with the refe
 	$(BIN)/etl reference-api & trap 'kill $$!' EXIT; \
 	$(BIN)/dagster dev -w workspace.yaml
 
-bench: bench-large bench-daemon ## run every benchmark (needs PostgreSQL)
+bench: bench-large bench-daemon bench-ledger ## run every benchmark (needs PostgreSQL; RabbitMQ for --celery-workers)
 
 bench-large: $(STAMP) ## a 1,000,000-row job against raw PostgreSQL COPY
 	$(BIN)/python benchmarks/bench_large_file.py
 
-bench-daemon: $(STAMP) ## 100 small jobs through the real daemon path
+bench-daemon: $(STAMP) ## 500 small jobs through the real daemon path, in batch runs
 	$(BIN)/python benchmarks/bench_daemon_jobs.py
+
+bench-ledger: $(STAMP) ## the ledger's queries and etl prune with 1,000,000 jobs
+	$(BIN)/python benchmarks/bench_ledger_scale.py
 
 clean: ## remove local state (.dagster_home, .etl_data); keeps .venv
 	rm -rf .dagster_home .etl_data

@@ -101,8 +101,8 @@ def _queue_depth(rows: Rows, ids: Ids) -> None:
 
 @expects("retried_jobs")
 def _retried_jobs(rows: Rows, ids: Ids) -> None:
-    assert rows[0][:2] == (ids["D"], "failed")
-    assert [r[0] for r in rows[1:]] == sorted(counts(ids, "B", "C", "I"))
+    assert [r[0] for r in rows] == counts(ids, "C", "I", "B", "D")  # newest first
+    assert rows[-1][:3] == (ids["D"], "failed", 3)
     assert sum(r[2] for r in rows) == EXPECTED["retry"]["total_retries"]
 
 

@@ -75,7 +75,7 @@ NEW_INDEXES = {
 
 
 PARTIAL_INDEXES = {  # name: (table, columns, condition)
-    "ix_jobs_retried": ("jobs", ["retry_count", "job_id"], "retry_count > 0"),
+    "ix_jobs_retried": ("jobs", ["created_at"], "retry_count > 0"),
     "ix_job_attempts_failed": ("job_attempts", ["ended_at"], "outcome IN ('failed', 'timed_out')"),
     "ix_quarantined_rows_waiting": ("quarantined_rows", ["job_id"], "status = 'quarantined'"),
 }
