@@ -168,14 +168,16 @@ def _retry_in_run(
     log: logging.Logger,
 ) -> Exception:
     try:
-        ledger.retry_in_run(
+        planned = ledger.retry_in_run(
             job.job_id,
             run_id,
             error_type=error.error_type,
             message=message,
             traceback=error.traceback,
             retry_at=retry_at,
-        )
+        ).next_attempt_at
+        if planned is not None:  # another step's retry may already be planned: wait for it
+            delay = max((planned - utcnow()).total_seconds(), 0.0)
     except IllegalTransition as moved:
         return dg.Failure(description=f"{message}; not retried: {moved}", allow_retries=False)
     except Exception as ledger_exc:  # noqa: BLE001 - e.g. the database is down right now

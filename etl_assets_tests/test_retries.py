@@ -6,13 +6,15 @@ since Dagster's step retries really wait.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 import time
+from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import Platform
+from conftest import Platform, platform_for
 
 from etl_assets.config import Settings
 from etl_assets.db import utcnow
@@ -90,6 +92,28 @@ def test_503_twice_then_200_completes_on_attempt_3(
         if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
     ]
     assert len(retries) == 2  # Dagster shows both retries in the run's event log
+
+
+def test_two_steps_failing_in_one_outage_cost_one_attempt(
+    settings: Settings, instance: dg.DagsterInstance, api: ReferenceApiServer, tmp_path: Path
+) -> None:
+    # Both API steps fail once; the second fails while the first's retry is planned (1 s).
+    platform = platform_for(
+        dataclasses.replace(settings, backoff_base_seconds=1.0), instance, tmp_path
+    )
+    api.faults.add(Fault("/fx", status=503, count=1))
+    api.faults.add(Fault("/catalog", status=503, count=1))
+    job = platform.submit("outage.csv")
+
+    [result] = platform.run_all()
+
+    assert result.success
+    done = platform.ledger.get(job.job_id)
+    assert (done.status, done.attempts, done.retry_count) == (JobStatus.COMPLETED, 2, 1)
+    assert [a["outcome"] for a in platform.ledger.attempts(job.job_id)] == [
+        "failed",
+        "succeeded",
+    ]
 
 
 def test_429_waits_at_least_retry_after(

@@ -443,9 +443,22 @@ class Ledger:
 
         The job stays processing; its attempt ends failed, `retry_count` and `attempts` go up
         and the next attempt is opened. Raises IllegalTransition when no attempt is left.
+
+        A second step of the run failing while a retry is already scheduled (two API steps
+        hit by the same outage) belongs to the same failed attempt: nothing changes, and the
+        job is returned with the retry already planned (its `next_attempt_at`).
         """
         now = utcnow()
         with self.engine.begin() as conn:
+            current = self._get(conn, job_id)
+            scheduled = current.next_attempt_at
+            if (
+                current.status is JobStatus.PROCESSING
+                and current.run_id == run_id
+                and scheduled is not None
+                and scheduled > now
+            ):
+                return current
             job = self._transition(
                 conn,
                 job_id,
