@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 from conftest import Platform, platform_for
 
+from etl_assets.assets import ETL_JOB
 from etl_assets.assets.batch import BATCH_JOB, BATCH_TAG, JOB_TAG_PREFIX
 from etl_assets.config import Settings
 from etl_assets.ledger import ErrorType, Job, JobStatus
@@ -41,6 +42,8 @@ def test_small_jobs_are_batched_and_the_rest_run_alone() -> None:
     assert batches[0].tags[BATCH_TAG] == "2" and batches[0].tags["dagster/priority"] == "3"
     assert batches[0].tags[f"{JOB_TAG_PREFIX}a"] == "1"
     assert alone == ["big", "c"]  # c, the last small job, would be a batch of one
+    # The sensor targets two jobs: the daemon refuses a request that does not name its job.
+    assert {r.job_name for r in requests} == {BATCH_JOB, ETL_JOB}
     assert all(r.job_name != BATCH_JOB for r in plan_runs(jobs, 1, 100))
 
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from etl_assets.assets import ETL_JOB
 from etl_assets.assets.batch import BATCH_JOB, BATCH_TAG, JOB_TAG_PREFIX
 from etl_assets.ledger import Job
 from etl_assets.partitions import job_partitions
@@ -22,6 +23,7 @@ def run_request_for(job: Job) -> dg.RunRequest:
     never launches a run_key twice for a sensor, not even after a failed run."""
     return dg.RunRequest(
         run_key=job.run_key,
+        job_name=ETL_JOB,  # the sensor targets two jobs: every request names its own
         partition_key=job.job_id,
         tags={
             "etl/job_id": job.job_id,
