@@ -45,8 +45,21 @@ class LocalDaemon:
                     )
             if result.cursor is not None:
                 self.cursors[sensor_name] = result.cursor
-            return list(result.run_requests or [])
-        return [r for r in result if isinstance(r, dg.RunRequest)]
+            return self._named(sensor, list(result.run_requests or []))
+        return self._named(sensor, [r for r in result if isinstance(r, dg.RunRequest)])
+
+    @staticmethod
+    def _named(sensor: dg.SensorDefinition, requests: list[dg.RunRequest]) -> list[dg.RunRequest]:
+        """The requests, refused as the daemon refuses them: a sensor with several target jobs
+        must name the job of every request."""
+        targets = {target.job_name for target in sensor.targets}
+        for request in requests:
+            if len(targets) > 1 and request.job_name not in targets:
+                raise ValueError(
+                    f"sensor {sensor.name} returned a run request for {request.job_name!r}; "
+                    f"it must name one of {sorted(targets)}"
+                )
+        return requests
 
     def execute(
         self, request: dg.RunRequest, job_name: str | None = None
