@@ -230,10 +230,24 @@ def test_the_transition_table_matches_the_design() -> None:
         ("processing", "pending"),
         ("processing", "failed"),
         ("failed", "pending"),
+        ("cancelled", "pending"),
         ("pending", "cancelled"),
         ("processing", "cancelled"),
     }
     assert (s.COMPLETED, s.PENDING) not in ALLOWED_TRANSITIONS
+
+
+def test_a_cancelled_job_can_be_retried_by_hand(ledger: Ledger) -> None:
+    job = make_job(ledger)
+    ledger.cancel(job.job_id)
+    again = ledger.retry(job.job_id)
+    assert (again.status, again.completed_at, again.max_attempts) == (
+        JobStatus.PENDING,
+        None,
+        job.attempts + ledger.max_attempts,
+    )
+    [claimed] = ledger.claim_due(1)
+    assert claimed.job_id == job.job_id
 
 
 def test_unknown_job(ledger: Ledger) -> None:

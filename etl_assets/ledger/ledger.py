@@ -548,14 +548,18 @@ class Ledger:
     # ----------------------------------------------------------------- operators
 
     def retry(self, job_id: str, *, priority: int | None = None) -> Job:
-        """Put a failed job back to pending with a fresh attempt budget; commits.
+        """Put a failed (or cancelled) job back to pending with a fresh attempt budget;
+        commits.
 
         Its history (attempts, last error, retry_count) is kept. `priority`, when higher than
         the job's, lets the retry go ahead of other pending jobs.
         """
         now = utcnow()
         with self.engine.begin() as conn:
-            return self._reset_for_retry(conn, self._get(conn, job_id), now, priority)
+            job = self._get(conn, job_id)
+            return self._reset_for_retry(
+                conn, job, now, priority, retryable=(JobStatus.FAILED, JobStatus.CANCELLED)
+            )
 
     def retry_failed(
         self, *, error_type: ErrorType | None = None, priority: int | None = None
@@ -612,13 +616,18 @@ class Ledger:
         return job
 
     def _reset_for_retry(
-        self, conn: sa.Connection, job: Job, now: dt.datetime, priority: int | None = None
+        self,
+        conn: sa.Connection,
+        job: Job,
+        now: dt.datetime,
+        priority: int | None = None,
+        retryable: tuple[JobStatus, ...] = (JobStatus.FAILED,),
     ) -> Job:
         return self._transition(
             conn,
             job.job_id,
             JobStatus.PENDING,
-            expected=[JobStatus.FAILED],
+            expected=list(retryable),
             max_attempts=job.attempts + self.max_attempts,
             priority=max(job.priority, priority) if priority is not None else job.priority,
             next_attempt_at=None,

@@ -53,6 +53,7 @@ ALLOWED_TRANSITIONS: frozenset[tuple[JobStatus, JobStatus]] = frozenset(
         (R, P),  # transient failure or reaped, attempts left: back in the queue
         (R, F),  # permanent failure or attempts exhausted (dead letter)
         (F, P),  # manual retry
+        (X, P),  # manual retry of a cancelled job
         (P, X),  # cancelled before it ran
         (R, X),  # cancelled while running
     }

@@ -50,8 +50,8 @@ def retry_jobs(
     """Put failed jobs (the ones named, or every failed one) back to pending; commits each.
 
     They get a fresh attempt budget and at least `priority` (default RETRY_PRIORITY), so a
-    manual retry goes ahead of the queue. Raises JobNotFound or IllegalTransition for a named
-    job that does not exist or is not failed.
+    manual retry goes ahead of the queue. A named job may also be a cancelled one. Raises
+    JobNotFound or IllegalTransition for a named job that does not exist or is neither.
     """
     chosen = settings.retry_priority if priority is None else priority
     if all_failed:

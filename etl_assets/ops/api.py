@@ -486,8 +486,8 @@ def _add_job_routes(app: FastAPI) -> None:
     def retry_job(
         request: Request, _role: Operator, job_id: JobIdPath, body: RetryRequest | None = None
     ) -> JobActionResult:
-        """Put a failed job back to pending with a fresh attempt budget (its history is kept)
-        and at least RETRY_PRIORITY, so it goes first. 409 when the job is not failed."""
+        """Put a failed or cancelled job back to pending with a fresh attempt budget (its
+        history is kept) and at least RETRY_PRIORITY, so it goes first. 409 otherwise."""
         settings, engine = _state(request)
         ledger = Ledger(engine, max_attempts=settings.retry_max_attempts)
         [job] = actions.retry_jobs(
