@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,26 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO / "etl_assets_tests"))  # processes.background, shared with tests
 
 BROKER = os.environ.get("ETL_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
-
-
-def start(stack: ExitStack, args: list[str], env: dict[str, str], log: Path) -> None:
-    """Start a background process (own session) that is stopped when `stack` closes."""
-    handle = log.open("w")
-    process = subprocess.Popen(
-        args, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-    def stop() -> None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        handle.close()
-
-    stack.callback(stop)
 
 
 def main() -> None:
@@ -62,6 +43,7 @@ def main() -> None:
     import dagster as dg
     from common import machine, scratch_postgres
     from dagster._core.storage.dagster_run import FINISHED_STATUSES as FINISHED_RUNS
+    from processes import background
 
     from etl_assets import migrations
     from etl_assets.assets import ETL_JOB
@@ -115,18 +97,18 @@ def main() -> None:
             publish_file(ledger, archive, path, dataset="sales")
 
         etl = str(Path(sys.executable).with_name("etl"))
-        for n in range(args.celery_workers):
-            start(
-                stack,
-                [etl, "worker", "--name", f"bench{n}-{uuid.uuid4().hex[:6]}@%h"],
-                env,
-                tmp / f"worker{n}.log",
-            )
-        if args.celery_workers:
-            time.sleep(5)  # workers import Dagster and the code once, before any run
+        workers = [tmp / f"worker{n}.log" for n in range(args.celery_workers)]
+        for n, log in enumerate(workers):
+            name = f"bench{n}-{uuid.uuid4().hex[:6]}@%h"
+            stack.enter_context(background([etl, "worker", "--name", name], env, log))
+        if workers:
+            # Each imports Dagster and the code once, before any run. (At LOG_LEVEL=WARNING a
+            # worker does not log "ready.", which the scale-out test waits for at INFO.)
+            time.sleep(5)
         started = time.perf_counter()
         daemon = str(Path(sys.executable).with_name("dagster-daemon"))
-        start(stack, [daemon, "run", "-w", "workspace.yaml"], env, tmp / "daemon.log")
+        daemon_args = [daemon, "run", "-w", "workspace.yaml"]
+        stack.enter_context(background(daemon_args, env, tmp / "daemon.log"))
         deadline = time.monotonic() + 30 * 60
         while time.monotonic() < deadline:
             counts = ledger.status_counts()

@@ -164,14 +164,15 @@ def _delete_files(
     engine: Engine, staging_dir: Path, batch: list[sa.Row[tuple[str, str]]], removed: list[str]
 ) -> int:
     """Delete the removed jobs' staging folders and the archived sources no job still uses."""
-    import shutil
+    from etl_assets.publisher import source_archive
+    from etl_assets.resources.staging import StagingResource
 
+    staging = StagingResource(base_dir=str(staging_dir))
     count = 0
     gone = set(removed)
     for job_id in removed:
-        folder = staging_dir / "jobs" / job_id
-        if folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)
+        if staging.job_dir(job_id).exists():
+            staging.remove_job(job_id)
             count += 1
     sources = {row.source_uri for row in batch if row.job_id in gone}
     if not sources:
@@ -182,7 +183,7 @@ def _delete_files(
                 sa.select(jobs.c.source_uri).where(jobs.c.source_uri.in_(sources))
             ).scalars()
         )
-    archive = (staging_dir / "sources").resolve()
+    archive = source_archive(staging_dir).resolve()
     for uri in sources - in_use:
         path = Path(uri)
         # Only files of our own archive: a source elsewhere belongs to whoever put it there.

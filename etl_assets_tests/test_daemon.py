@@ -4,15 +4,13 @@ from dagster.yaml, files dropped into the inbox, and the ledger watched until th
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
-from processes import wait_until_finished, wait_until_runs_end
+from processes import REPO, background, wait_until_finished, wait_until_runs_end
 
 from etl_assets.assets.downstream import DOWNSTREAM_JOB
 from etl_assets.config import Settings
@@ -23,7 +21,6 @@ from etl_assets.ledger import JobStatus, Ledger
 from etl_assets.sample_data import corrupt, sales_frame, write_sales_csv
 from etl_assets.warehouse.downstream import latest_event_id
 
-REPO = Path(__file__).resolve().parents[1]
 DAEMON = Path(sys.executable).with_name("dagster-daemon")
 
 pytestmark = pytest.mark.daemon
@@ -72,16 +69,8 @@ def test_inbox_to_warehouse_through_the_daemon(
     write_sales_csv(inbox / "dirty.csv", dirty)
     (inbox / "broken.csv").write_text("order_id\nX\n")
 
-    log = (tmp_path / "daemon.log").open("w")
-    daemon = subprocess.Popen(
-        [str(DAEMON), "run", "-w", str(REPO / "workspace.yaml")],
-        env=daemon_env,
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    daemon = [str(DAEMON), "run", "-w", str(REPO / "workspace.yaml")]
+    with background(daemon, daemon_env, tmp_path / "daemon.log"):
         ledger = Ledger(engine_for(settings))
         jobs = {j.source_name: j for j in wait_until_finished(ledger, 3, timeout=240)}
         # The ledger says done a moment before each run reports its own end: wait for that
@@ -92,10 +81,6 @@ def test_inbox_to_warehouse_through_the_daemon(
         with engine_for(settings).connect() as conn:
             latest = latest_event_id(conn)
         refresh = wait_until_refreshed(latest, timeout=120)
-    finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        daemon.wait(timeout=60)
-        log.close()
 
     assert jobs["clean.csv"].status is JobStatus.COMPLETED
     assert jobs["clean.csv"].rows_loaded == 40

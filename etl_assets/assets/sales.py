@@ -4,14 +4,13 @@ Each asset is partitioned by job (one dynamic partition per job id) and does its
 `job_step`, which keeps the ledger true whatever happens.
 """
 
-import logging
-
 import dagster as dg
 import pandas as pd
 
 from etl_assets.partitions import job_partitions
 from etl_assets.pipeline.metadata import source_metadata
-from etl_assets.pipeline.source import SourceRows, stage_source_rows
+from etl_assets.pipeline.source import SourceRows
+from etl_assets.pipeline.steps import read_source
 from etl_assets.pipeline.transform import SalesLinesToLoad
 from etl_assets.resources.apis import CatalogResource, FxRatesResource
 from etl_assets.resources.ledger import LedgerResource
@@ -20,10 +19,6 @@ from etl_assets.resources.staging import StagingResource
 from etl_assets.tracking import job_step
 
 STAGING = "staging_io_manager"
-
-# Platform loggers, not context.log: one format, LOG_LEVEL, the job id on every line; the
-# instance's managed_python_loggers (dagster.yaml) still shows these lines in the run's log.
-logger = logging.getLogger(__name__)
 
 
 @dg.asset(
@@ -39,32 +34,16 @@ def sales_source_rows(
     pipeline: PipelineSettingsResource,
 ) -> dg.Output[SourceRows]:
     """Valid rows of the job's sales CSV, staged in chunks; invalid rows go to quarantine."""
-    job_id, run_id = context.partition_key, context.run.run_id
-    policy = pipeline.step_policy
-    with job_step(ledger.ledger, job_id, run_id, "sales_source_rows", policy) as step:
-        job = step.job
-        logger.info(
-            "reading started: job=%s, file=%s, bytes=%d", job_id, job.source_name, job.size_bytes
-        )
-        source = stage_source_rows(
-            ledger.ledger,
-            job,
-            run_id,
-            staging.chunk_writer(job_id, "sales_source_rows"),
-            chunk_rows=pipeline.chunk_rows,
-            heartbeat=step.heartbeat,
-        )
-    logger.info(
-        "validated: job=%s, rows=%d, valid %d, quarantined %d",
+    job_id = context.partition_key
+    source, job = read_source(
+        ledger.ledger,
         job_id,
-        source.rows_total,
-        source.chunks.row_count,
-        source.rows_quarantined,
+        context.run.run_id,
+        staging,
+        chunk_rows=pipeline.chunk_rows,
+        policy=pipeline.step_policy,
     )
-    return dg.Output(
-        source,
-        metadata=source_metadata(source, job.source_name),
-    )
+    return dg.Output(source, metadata=source_metadata(source, job.source_name))
 
 
 @dg.asset(

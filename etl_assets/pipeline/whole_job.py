@@ -17,15 +17,13 @@ import dataclasses
 from typing import Any
 
 from etl_assets.pipeline.metadata import load_metadata, source_metadata
-from etl_assets.pipeline.source import stage_source_rows
+from etl_assets.pipeline.steps import load_lines, read_source
 from etl_assets.pipeline.transform import SalesLinesToLoad
 from etl_assets.resources.apis import CatalogResource, FxRatesResource
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
 from etl_assets.resources.staging import StagingResource
 from etl_assets.tracking import job_step
-from etl_assets.warehouse.load import load_job
-from etl_assets.warehouse.parsed import dispatch_job_events
 
 StepMetadata = dict[str, dict[str, Any]]  # asset name -> materialization metadata
 
@@ -47,15 +45,9 @@ def run_whole_job(
     """
     policy = dataclasses.replace(pipeline.step_policy, max_in_run_wait_seconds=0)
     book = ledger.ledger
-    with job_step(book, job_id, run_id, "sales_source_rows", policy) as step:
-        source = stage_source_rows(
-            book,
-            step.job,
-            run_id,
-            staging.chunk_writer(job_id, "sales_source_rows"),
-            chunk_rows=pipeline.chunk_rows,
-            heartbeat=step.heartbeat,
-        )
+    source, _ = read_source(
+        book, job_id, run_id, staging, chunk_rows=pipeline.chunk_rows, policy=policy
+    )
     fx_calls, catalog_calls = fx_api.calls, catalog_api.calls
     with job_step(book, job_id, run_id, "fx_rates", policy):
         rates = fx_api.rates(source.fx_pairs, pipeline.reporting_currency)
@@ -68,9 +60,7 @@ def run_whole_job(
         products=products,
         reporting_currency=pipeline.reporting_currency,
     )
-    with job_step(book, job_id, run_id, "warehouse load", policy) as step:
-        completed = load_job(book, step.job, run_id, lines, step.heartbeat)
-    dispatch_job_events(book.engine, job_id)  # after the load committed, as the asset path
+    completed = load_lines(book, job_id, run_id, lines, policy)
     staging.remove_job(job_id)
     return {
         "sales_source_rows": source_metadata(source, completed.source_name),

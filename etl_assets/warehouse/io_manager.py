@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-
 import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
 from etl_assets.db import metadata, read_connection
 from etl_assets.pipeline.metadata import load_metadata
+from etl_assets.pipeline.steps import load_lines
 from etl_assets.pipeline.transform import SalesLinesToLoad
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
-from etl_assets.tracking import job_step
-from etl_assets.warehouse.load import load_job
-from etl_assets.warehouse.parsed import dispatch_job_events
-
-logger = logging.getLogger(__name__)
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):
@@ -32,21 +26,12 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: SalesLinesToLoad) -> None:
         """Load `obj` for the output's job; commits per chunk and completes the job."""
-        ledger = self.ledger.ledger
-        job_id, run_id = context.partition_key, context.run_id
-        policy = self.pipeline.step_policy
-        with job_step(ledger, job_id, run_id, "warehouse load", policy) as step:
-            logger.info("upload started: job=%s, rows=%d", job_id, obj.source.chunks.row_count)
-            completed = load_job(ledger, step.job, run_id, obj, step.heartbeat)
-        # The load committed with its transaction.parsed event: run the event's handlers now,
-        # outside the step, so no handler can fail or slow down the load.
-        dispatch_job_events(ledger.engine, job_id)
-        logger.info(
-            "loaded: job=%s, created %d, quarantined %d, duplicates %d",
-            job_id,
-            completed.rows_loaded,
-            completed.rows_quarantined,
-            completed.rows_duplicate,
+        completed = load_lines(
+            self.ledger.ledger,
+            context.partition_key,
+            context.run_id,
+            obj,
+            self.pipeline.step_policy,
         )
         context.add_output_metadata(load_metadata(completed))
 
