@@ -18,6 +18,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
 from etl_assets import migrations
 from etl_assets.config import Settings
@@ -196,6 +197,19 @@ class Platform:
 @pytest.fixture
 def platform(settings: Settings, instance: dg.DagsterInstance, tmp_path: Path) -> Platform:
     return platform_for(settings, instance, tmp_path)
+
+
+@pytest.fixture
+def platform_cli(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """A runner for the `etl` command with the platform's database, folders and APIs."""
+    for name, value in {
+        "DATABASE_URL": platform.settings.database_url,
+        "DATA_DIR": platform.settings.data_dir,
+        "FX_API_URL": platform.settings.fx_api_url,
+        "CATALOG_API_URL": platform.settings.catalog_api_url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    return CliRunner()
 
 
 def platform_for(settings: Settings, instance: dg.DagsterInstance, tmp_path: Path) -> Platform:

@@ -275,17 +275,10 @@ def test_failed_rows_list_filters_by_dataset_and_dates_and_sorts(
 
 
 def test_an_operator_finds_why_a_job_failed_retries_it_and_sees_it_complete(
-    platform: Platform, api: ReferenceApiServer, monkeypatch: pytest.MonkeyPatch
+    platform: Platform, api: ReferenceApiServer, platform_cli: CliRunner
 ) -> None:
     """The issue's "done when", through the command line only."""
-    for name, value in {
-        "DATABASE_URL": platform.settings.database_url,
-        "DATA_DIR": platform.settings.data_dir,
-        "FX_API_URL": platform.settings.fx_api_url,
-        "CATALOG_API_URL": platform.settings.catalog_api_url,
-    }.items():
-        monkeypatch.setenv(name, value)
-    etl = CliRunner()
+    etl = platform_cli
     api.faults.add(Fault("/fx", status=503))  # the FX API is down through every attempt
     job = platform.submit("outage.csv", rows=30)
     platform.run_all()

@@ -107,39 +107,37 @@ def test_rows_of_unfinished_jobs_are_skipped(platform: Platform) -> None:
 # ------------------------------------------------------------------------------ the CLI
 
 
-@pytest.fixture
-def etl(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    for name, value in {
-        "DATABASE_URL": platform.settings.database_url,
-        "DATA_DIR": platform.settings.data_dir,
-        "FX_API_URL": platform.settings.fx_api_url,
-        "CATALOG_API_URL": platform.settings.catalog_api_url,
-    }.items():
-        monkeypatch.setenv(name, value)
-    return CliRunner()
-
-
-def test_failed_rows_commands(platform: Platform, etl: CliRunner) -> None:
+def test_failed_rows_commands(platform: Platform, platform_cli: CliRunner) -> None:
     job_id = completed_job_with_bad_rows(platform)
-    listed = json.loads(etl.invoke(main, ["failed-rows", "list", "--job", job_id, "--json"]).stdout)
+    listed = json.loads(
+        platform_cli.invoke(main, ["failed-rows", "list", "--job", job_id, "--json"]).stdout
+    )
     assert len(listed) == 6
     assert (
-        etl.invoke(main, ["failed-rows", "list", "--since", "2000-01-01"]).output.count(job_id) == 6
+        platform_cli.invoke(main, ["failed-rows", "list", "--since", "2000-01-01"]).output.count(
+            job_id
+        )
+        == 6
     )
     [quantity] = [r for r in listed if r["reason"].startswith("quantity")]
 
-    result = etl.invoke(
+    result = platform_cli.invoke(
         main, ["failed-rows", "retry", str(quantity["id"]), "--set", "quantity=3", "--json"]
     )
     assert json.loads(result.stdout)["loaded"] == [quantity["id"]]
-    loaded = etl.invoke(main, ["failed-rows", "list", "--status", "loaded", "--json"]).stdout
+    loaded = platform_cli.invoke(
+        main, ["failed-rows", "list", "--status", "loaded", "--json"]
+    ).stdout
     assert [r["id"] for r in json.loads(loaded)] == [quantity["id"]]
-    bad = etl.invoke(main, ["failed-rows", "retry", "--set", "oops"])
+    bad = platform_cli.invoke(main, ["failed-rows", "retry", "--set", "oops"])
     assert "give ROW_IDS or --job" in bad.output
 
 
 def test_failed_rows_retry_while_an_api_is_down_is_one_line(
-    platform: Platform, etl: CliRunner, api: ReferenceApiServer, monkeypatch: pytest.MonkeyPatch
+    platform: Platform,
+    platform_cli: CliRunner,
+    api: ReferenceApiServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """No traceback: which API, and to try again later; the row stays quarantined."""
     job_id = completed_job_with_bad_rows(platform)
@@ -147,7 +145,7 @@ def test_failed_rows_retry_while_an_api_is_down_is_one_line(
     retry = ["failed-rows", "retry", str(unknown["id"]), "--set", "sku=SKU-0500"]
 
     monkeypatch.setenv("CATALOG_API_URL", "http://127.0.0.1:9/catalog")  # nothing listens
-    down = etl.invoke(main, retry)
+    down = platform_cli.invoke(main, retry)
     assert down.exit_code == 1
     assert down.output.startswith("Error: the catalog API at http://127.0.0.1:9/catalog is ")
     assert "unreachable or failing" in down.output and "try again later" in down.output
@@ -156,7 +154,7 @@ def test_failed_rows_retry_while_an_api_is_down_is_one_line(
 
     monkeypatch.setenv("CATALOG_API_URL", platform.settings.catalog_api_url)
     api.faults.add(Fault("/catalog", status=401))
-    refused = etl.invoke(main, retry)
+    refused = platform_cli.invoke(main, retry)
     assert refused.exit_code == 1
     assert (
         "the catalog API at" in refused.output and "refused the request (HTTP 401" in refused.output
@@ -166,28 +164,30 @@ def test_failed_rows_retry_while_an_api_is_down_is_one_line(
     assert row["status"] == "quarantined"
 
     api.faults.clear()
-    fixed = etl.invoke(main, retry)
+    fixed = platform_cli.invoke(main, retry)
     assert fixed.exit_code == 0, fixed.output
     assert fixed.stdout.startswith("loaded: 1")  # stderr carries the event log line
 
 
-def test_retry_and_cancel_commands(platform: Platform, etl: CliRunner) -> None:
+def test_retry_and_cancel_commands(platform: Platform, platform_cli: CliRunner) -> None:
     dead = platform.submit("dead.csv", rows=3, every=1)  # every row invalid: permanent
     platform.run_all()
     pending = platform.submit("waiting.csv", rows=3, seed=9)
 
-    retried = json.loads(etl.invoke(main, ["retry", dead.job_id, "--json"]).stdout)
+    retried = json.loads(platform_cli.invoke(main, ["retry", dead.job_id, "--json"]).stdout)
     assert (retried[0]["status"], retried[0]["priority"]) == ("pending", 10)
-    assert "no failed jobs matched" in etl.invoke(main, ["retry", "--all-failed"]).output
-    usage = etl.invoke(main, ["retry", dead.job_id, "--all-failed"])
+    assert "no failed jobs matched" in platform_cli.invoke(main, ["retry", "--all-failed"]).output
+    usage = platform_cli.invoke(main, ["retry", dead.job_id, "--all-failed"])
     assert usage.exit_code == 2
 
-    cancelled = etl.invoke(main, ["cancel", pending.job_id])
+    cancelled = platform_cli.invoke(main, ["cancel", pending.job_id])
     assert cancelled.exit_code == 0, cancelled.output
     assert platform.ledger.get(pending.job_id).status is JobStatus.CANCELLED
-    again = etl.invoke(main, ["cancel", pending.job_id])
+    again = platform_cli.invoke(main, ["cancel", pending.job_id])
     assert "cannot move from cancelled to cancelled" in again.output
 
     platform.run_all()  # the retried job fails again (its rows are still invalid)
-    by_type = etl.invoke(main, ["retry", "--all-failed", "--error-type", "permanent", "--json"])
+    by_type = platform_cli.invoke(
+        main, ["retry", "--all-failed", "--error-type", "permanent", "--json"]
+    )
     assert [j["job_id"] for j in json.loads(by_type.stdout)] == [dead.job_id]
