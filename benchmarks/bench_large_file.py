@@ -1,6 +1,6 @@
 """One large sales CSV through the job pipeline and through raw PostgreSQL COPY, in one run.
 
-    python benchmarks/bench_large_file.py [--rows 1000000] [--chunk-rows 100000] [--sqlite]
+    python benchmarks/bench_large_file.py [--rows 1000000] [--chunk-rows N] [--sqlite]
 
 With --sqlite the ledger and warehouse are a SQLite file and the reference is pandas'
 `DataFrame.to_sql` of the same rows into SQLite (target: the job at least 5x faster).
@@ -130,9 +130,13 @@ def child(path: Path) -> None:
 
 def main() -> None:
     """Measure and print."""
+    from etl_assets.config import Settings
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--chunk-rows", type=int, default=100_000)
+    parser.add_argument(
+        "--chunk-rows", type=int, default=Settings().chunk_rows, help="CHUNK_ROWS of the job"
+    )
     parser.add_argument("--sqlite", action="store_true", help="SQLite, against pandas to_sql")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()

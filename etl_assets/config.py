@@ -43,7 +43,10 @@ class Settings:
     small_job_bytes: int = _setting(
         1_000_000, "Files up to this size are small jobs, which may share a batch run."
     )
-    chunk_rows: int = _setting(100_000, "Rows per chunk: bounds memory and is the checkpoint unit.")
+    chunk_rows: int = _setting(
+        25_000,
+        "Rows per chunk: bounds memory (about 300 MB per run process) and is the checkpoint unit.",
+    )
     retry_max_attempts: int = _setting(3, "Attempts a job gets in all before it is dead-lettered.")
     max_concurrent_jobs: int = _setting(4, "Runs Dagster's run queue lets run at once.")
     job_timeout_minutes: int = _setting(60, "Longest a run may take before Dagster stops it.")

@@ -30,6 +30,26 @@ def test_the_next_item_is_produced_while_the_consumer_works() -> None:
             assert second_produced.wait(timeout=10)
 
 
+def test_no_more_than_one_item_is_produced_ahead() -> None:
+    # Memory: the consumer's chunk and the next one, never a third waiting in a queue.
+    started: list[int] = []
+
+    def items() -> Iterator[int]:
+        for n in range(4):
+            started.append(n)
+            yield n
+
+    for item in prefetch(items()):
+        if item == 0:
+            deadline = time.monotonic() + 10
+            while len(started) < 2 and time.monotonic() < deadline:  # item 1 is produced...
+                time.sleep(0.01)
+            # ...and a producer that did not wait for the consumer would start item 2 now
+            time.sleep(0.2)
+            assert started == [0, 1]
+    assert started == [0, 1, 2, 3]
+
+
 def test_an_error_reaches_the_consumer_at_its_item() -> None:
     def failing() -> Iterator[int]:
         yield 1

@@ -131,7 +131,8 @@ def transform_sales(
     no_product = merged["product_name"].isna().to_numpy()
     rejected = _enrichment_rejections(merged, no_rate, no_product)
 
-    lines = merged[~(no_rate | no_product)].copy()
+    # Copy-on-write pandas: selecting columns copies nothing; only a row filter copies.
+    lines = merged[~(no_rate | no_product)] if rejected else merged
     lines["amount"] = (lines["quantity"] * lines["unit_price"]).round(4)
     lines["amount_reporting"] = (lines["amount"] * lines["fx_rate"]).round(4)
     lines["reporting_currency"] = reporting_currency

@@ -3,12 +3,13 @@
 The warehouse load alternates between Python work (reading and transforming a chunk) and
 database work (COPY and upsert, done by the database server's own process). Producing chunk
 k+1 while chunk k is being loaded keeps both cores busy; pandas, Arrow and psycopg2 release
-the GIL for most of their work. At most `depth` items wait, so memory stays bounded.
+the GIL for most of their work. The producer starts an item only when the consumer has taken
+the one before, so at most `depth` items exist beside the one the consumer holds: memory stays
+bounded by two chunks, not three.
 """
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -25,33 +26,37 @@ def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
     An exception raised while producing is raised to the consumer at the item where it
     happened. If the consumer stops early, the producer stops after its current item.
     """
-    waiting: queue.Queue[object] = queue.Queue(maxsize=depth)
+    handed: queue.Queue[object] = queue.Queue()  # never more than `depth` items: see slots
+    slots = threading.Semaphore(depth)  # one per item produced and not yet taken
     stopped = threading.Event()
 
     def produce() -> None:
         try:
-            for item in items:
-                if not _put(waiting, item, stopped):
+            iterator = iter(items)
+            while _acquire(slots, stopped):
+                item = next(iterator, _DONE)
+                handed.put(item)
+                if item is _DONE:
                     return
-            _put(waiting, _DONE, stopped)
+                del item  # the consumer's now: do not keep it alive while producing the next
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            _put(waiting, _Raised(exc), stopped)
+            handed.put(_Raised(exc))
 
     worker = threading.Thread(target=produce, name="prefetch", daemon=True)
     worker.start()
     try:
         while True:
-            item = waiting.get()
+            item = handed.get()
+            slots.release()  # the producer may start the next item now
             if item is _DONE:
                 return
             if isinstance(item, _Raised):
                 raise item.exc
             yield item  # type: ignore[misc]
+            del item
     finally:
         stopped.set()
-        while worker.is_alive():  # unblock a producer waiting on a full queue
-            with contextlib.suppress(queue.Empty):
-                waiting.get(timeout=0.05)
+        slots.release()  # wake a producer waiting for a slot: it sees `stopped` and returns
         worker.join()
 
 
@@ -60,12 +65,9 @@ class _Raised:
         self.exc = exc
 
 
-def _put(waiting: queue.Queue[object], item: object, stopped: threading.Event) -> bool:
-    """Put `item` unless the consumer stopped; False when it did."""
+def _acquire(slots: threading.Semaphore, stopped: threading.Event) -> bool:
+    """Wait for a slot unless the consumer stopped; False when it did."""
     while not stopped.is_set():
-        try:
-            waiting.put(item, timeout=0.05)
-            return True
-        except queue.Full:
-            continue
+        if slots.acquire(timeout=0.05):
+            return not stopped.is_set()
     return False
