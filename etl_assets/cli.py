@@ -660,8 +660,8 @@ def prune(
     verb = "would remove" if dry_run else "removed"
     click.echo(
         f"{verb} {report.jobs} jobs ({report.finished} finished, {report.dead_letters} dead "
-        f"letters), {report.partitions_deleted} partitions, {report.files_deleted} files, "
-        f"in {report.batches} batches"
+        f"letters), {report.partitions_deleted} partitions, {report.events_deleted} handled "
+        f"events, {report.files_deleted} files, in {report.batches} batches"
     )
 
 

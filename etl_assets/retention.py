@@ -3,9 +3,11 @@
 A job is removed when it finished (completed or cancelled) longer ago than the retention
 period; dead letters (failed jobs) are kept longer, for someone to look at them. Removing a
 job deletes its attempts and quarantined rows (foreign keys cascade), its staging folder, its
-archived source file when no other job uses it, and its Dagster partition (Dagster advises
-under 100,000 partitions per asset), and leaves a tombstone in `pruned_jobs`: the warehouse's
-rows keep their job id, so lineage still resolves.
+archived source file when no other job uses it, its events whose handlers all ran (`done`:
+a `transaction.parsed` event lists every customer the job touched, so they are the bulk of
+the events table; pending and failed events stay for `etl events retry`), and its Dagster
+partition (Dagster advises under 100,000 partitions per asset), and leaves a tombstone in
+`pruned_jobs`: the warehouse's rows keep their job id, so lineage still resolves.
 
 Work goes in batches, each its own short transaction that skips rows another transaction
 holds (PostgreSQL), so running jobs are never blocked behind a prune. A partition is deleted
@@ -27,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from etl_assets.db import is_postgres, utcnow
+from etl_assets.events import events
 from etl_assets.ledger.models import JobStatus
 from etl_assets.ledger.schema import jobs, pruned_jobs
 
@@ -51,6 +54,7 @@ class PruneReport:
     finished: int = 0
     dead_letters: int = 0
     partitions_deleted: int = 0
+    events_deleted: int = 0
     files_deleted: int = 0
     batches: int = 0
     job_ids: list[str] = field(default_factory=list, repr=False)  # removed, oldest first
@@ -94,7 +98,8 @@ def prune(
             keys = [row.job_id for row in batch]
             if delete_partitions is not None:
                 report.partitions_deleted += delete_partitions(keys)
-            removed = _delete_batch(engine, keys, statuses, now)
+            removed, events_deleted = _delete_batch(engine, keys, statuses, now)
+            report.events_deleted += events_deleted
             if staging_dir is not None:
                 report.files_deleted += _delete_files(engine, staging_dir, batch, removed)
             skipped.update(set(keys) - set(removed))
@@ -139,8 +144,9 @@ def _candidates(
 
 def _delete_batch(
     engine: Engine, job_ids: list[str], statuses: Iterable[str], now: dt.datetime
-) -> list[str]:
-    """Tombstone and delete the jobs that are still finished; returns the ids deleted."""
+) -> tuple[list[str], int]:
+    """Tombstone and delete the jobs that are still finished and their handled events;
+    returns the ids deleted and how many events went."""
     still_finished = sa.select(
         jobs.c.job_id, jobs.c.dataset, jobs.c.status, jobs.c.completed_at, jobs.c.rows_loaded
     ).where(jobs.c.job_id.in_(job_ids), jobs.c.status.in_(list(statuses)))
@@ -150,14 +156,16 @@ def _delete_batch(
             still_finished = still_finished.with_for_update(skip_locked=True)
         rows = conn.execute(still_finished).all()
         if not rows:
-            return []
+            return [], 0
         conn.execute(
             pruned_jobs.insert(),
             [dict(row._mapping, pruned_at=now) for row in rows],
         )
         deleted = [row.job_id for row in rows]
         conn.execute(sa.delete(jobs).where(jobs.c.job_id.in_(deleted)))
-    return deleted
+        handled = sa.delete(events).where(events.c.job_id.in_(deleted), events.c.status == "done")
+        events_deleted = conn.execute(handled).rowcount
+    return deleted, events_deleted
 
 
 def _delete_files(

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from etl_assets.cli import main
 from etl_assets.db import utcnow
+from etl_assets.events import events, record_event
 from etl_assets.ledger import JobStatus, Ledger
 from etl_assets.ledger.schema import job_attempts, jobs, pruned_jobs, quarantined_rows
 from etl_assets.retention import dagster_partition_deleter, parse_duration, prune
@@ -115,6 +116,38 @@ def test_prune_removes_old_finished_jobs_and_keeps_the_rest(seeded: sa.Engine) -
     assert (tombstone.status, tombstone.rows_loaded) == ("completed", 7)
 
 
+def test_prune_removes_the_handled_events_of_pruned_jobs(seeded: sa.Engine) -> None:
+    with seeded.begin() as conn:
+        for job_id, status in [
+            ("old_done", "done"),
+            ("old_done", "failed"),  # a handler failed: kept for `etl events retry`
+            ("old_cancelled", "pending"),
+            ("new_done", "done"),  # its job stays
+        ]:
+            event_id = record_event(conn, "transaction.parsed", {"job_id": job_id}, job_id=job_id)
+            conn.execute(sa.update(events).where(events.c.id == event_id).values(status=status))
+        record_event(conn, "custom.topic", {}, job_id=None)
+
+    report = prune(
+        seeded,
+        older_than=dt.timedelta(days=30),
+        dead_letters_older_than=dt.timedelta(days=90),
+        now=NOW,
+    )
+    assert report.events_deleted == 1
+    with seeded.connect() as conn:
+        left = conn.execute(sa.select(events.c.job_id, events.c.status)).all()
+    assert sorted(left, key=str) == sorted(
+        [
+            ("old_done", "failed"),
+            ("old_cancelled", "pending"),
+            ("new_done", "done"),
+            (None, "pending"),
+        ],
+        key=str,
+    )
+
+
 def test_a_dry_run_counts_and_removes_nothing(seeded: sa.Engine) -> None:
     report = prune(
         seeded,
@@ -207,6 +240,7 @@ def test_etl_prune(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path:
         "finished": 1,
         "dead_letters": 0,  # 3 x 30 days by default
         "partitions_deleted": 0,
+        "events_deleted": 0,
         "files_deleted": 0,
         "batches": 0,
         "jobs": 1,
