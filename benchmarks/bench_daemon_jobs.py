@@ -43,11 +43,12 @@ def main() -> None:
     import dagster as dg
     from common import machine, scratch_postgres
     from dagster._core.storage.dagster_run import FINISHED_STATUSES as FINISHED_RUNS
-    from processes import background
+    from processes import background, wait_for_line
 
     from etl_assets import migrations
     from etl_assets.assets import ETL_JOB
     from etl_assets.assets.batch import BATCH_JOB
+    from etl_assets.celery_app import READY_LINE
     from etl_assets.config import Settings
     from etl_assets.db import engine_for
     from etl_assets.instance import initialize_pools, write_dagster_home
@@ -101,10 +102,8 @@ def main() -> None:
         for n, log in enumerate(workers):
             name = f"bench{n}-{uuid.uuid4().hex[:6]}@%h"
             stack.enter_context(background([etl, "worker", "--name", name], env, log))
-        if workers:
-            # Each imports Dagster and the code once, before any run. (At LOG_LEVEL=WARNING a
-            # worker does not log "ready.", which the scale-out test waits for at INFO.)
-            time.sleep(5)
+        for log in workers:  # each imports Dagster and the code once, before any run
+            wait_for_line(log, READY_LINE, timeout=90)
         started = time.perf_counter()
         daemon = str(Path(sys.executable).with_name("dagster-daemon"))
         daemon_args = [daemon, "run", "-w", "workspace.yaml"]

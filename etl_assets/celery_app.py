@@ -8,6 +8,10 @@ come from CELERY_BROKER_URL, CELERY_RESULT_BACKEND and CELERY_QUEUE (etl_assets/
 `etl dagster-home` writes the matching `run_launcher` section into dagster.yaml.
 """
 
+import sys
+from typing import Any
+
+from celery.signals import worker_ready
 from dagster_celery.config import DEFAULT_CONFIG
 from dagster_celery.make_app import make_app
 from dagster_celery.tasks import create_execute_job_task, create_resume_job_task
@@ -27,3 +31,15 @@ app = make_app(
 )
 execute_job = create_execute_job_task(app)
 resume_job = create_resume_job_task(app)
+
+
+READY_LINE = "etl worker ready"
+
+
+def _say_ready(sender: Any = None, **_: Any) -> None:
+    """One line once the worker takes runs, whatever LOG_LEVEL is (Celery's own "ready."
+    is an INFO line): deploy scripts, tests and benchmarks wait for it."""
+    print(f"{READY_LINE}: {getattr(sender, 'hostname', '?')}", file=sys.stderr, flush=True)
+
+
+worker_ready.connect(_say_ready)

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from conftest import emptied, postgres_database
 from processes import REPO, background, wait_for_line, wait_until_finished, wait_until_runs_end
 
+from etl_assets.celery_app import READY_LINE
 from etl_assets.config import Settings
 from etl_assets.db import engine_for
 from etl_assets.instance import initialize_pools, write_dagster_home
@@ -112,7 +113,7 @@ def test_two_celery_workers_share_the_jobs_and_run_each_once(
                 background([str(BIN / "etl"), "worker", "--name", f"{name}@%h"], env, log)
             )
         for name in names:
-            wait_for_line(tmp_path / f"{name}.log", "ready.", timeout=90)
+            wait_for_line(tmp_path / f"{name}.log", READY_LINE, timeout=90)
         daemon_log = tmp_path / "daemon.log"
         stack.enter_context(
             background(
