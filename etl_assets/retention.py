@@ -3,9 +3,10 @@
 A job is removed when it finished (completed or cancelled) longer ago than the retention
 period; dead letters (failed jobs) are kept longer, for someone to look at them. Removing a
 job deletes its attempts and quarantined rows (foreign keys cascade), its staging folder, its
-archived source file when no other job uses it, its events whose handlers all ran (`done`:
-a `transaction.parsed` event lists every customer the job touched, so they are the bulk of
-the events table; pending and failed events stay for `etl events retry`), and its Dagster
+archived source file when no other job uses it, its events whose handlers all ran and every
+downstream table absorbed (a `transaction.parsed` event lists every customer the job touched,
+so they are the bulk of the events table; pending and failed events stay for `etl events
+retry`, unabsorbed ones for the next refresh), and its Dagster
 partition (Dagster advises under 100,000 partitions per asset), and leaves a tombstone in
 `pruned_jobs`: the warehouse's rows keep their job id, so lineage still resolves.
 
@@ -32,6 +33,7 @@ from etl_assets.db import is_postgres, utcnow
 from etl_assets.events import events
 from etl_assets.ledger.models import JobStatus
 from etl_assets.ledger.schema import jobs, pruned_jobs
+from etl_assets.warehouse.downstream import absorbed_everywhere
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -163,7 +165,11 @@ def _delete_batch(
         )
         deleted = [row.job_id for row in rows]
         conn.execute(sa.delete(jobs).where(jobs.c.job_id.in_(deleted)))
-        handled = sa.delete(events).where(events.c.job_id.in_(deleted), events.c.status == "done")
+        handled = sa.delete(events).where(
+            events.c.job_id.in_(deleted),
+            events.c.status == "done",
+            events.c.id <= absorbed_everywhere(conn),
+        )
         events_deleted = conn.execute(handled).rowcount
     return deleted, events_deleted
 

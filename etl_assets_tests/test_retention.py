@@ -18,6 +18,7 @@ from etl_assets.events import events, record_event
 from etl_assets.ledger import JobStatus, Ledger
 from etl_assets.ledger.schema import job_attempts, jobs, pruned_jobs, quarantined_rows
 from etl_assets.retention import dagster_partition_deleter, parse_duration, prune
+from etl_assets.warehouse.downstream import downstream_watermarks
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 
@@ -116,17 +117,24 @@ def test_prune_removes_old_finished_jobs_and_keeps_the_rest(seeded: sa.Engine) -
     assert (tombstone.status, tombstone.rows_loaded) == ("completed", 7)
 
 
-def test_prune_removes_the_handled_events_of_pruned_jobs(seeded: sa.Engine) -> None:
+def test_prune_removes_the_absorbed_handled_events_of_pruned_jobs(seeded: sa.Engine) -> None:
+    def event(conn: sa.Connection, job_id: str | None, status: str) -> int:
+        event_id = record_event(conn, "transaction.parsed", {"job_id": job_id}, job_id=job_id)
+        conn.execute(sa.update(events).where(events.c.id == event_id).values(status=status))
+        return event_id
+
     with seeded.begin() as conn:
-        for job_id, status in [
-            ("old_done", "done"),
-            ("old_done", "failed"),  # a handler failed: kept for `etl events retry`
-            ("old_cancelled", "pending"),
-            ("new_done", "done"),  # its job stays
-        ]:
-            event_id = record_event(conn, "transaction.parsed", {"job_id": job_id}, job_id=job_id)
-            conn.execute(sa.update(events).where(events.c.id == event_id).values(status=status))
-        record_event(conn, "custom.topic", {}, job_id=None)
+        event(conn, "old_done", "done")  # handled and absorbed: goes
+        event(conn, "old_done", "failed")  # a handler failed: kept for `etl events retry`
+        event(conn, "old_cancelled", "pending")
+        event(conn, "new_done", "done")  # its job stays
+        absorbed = event(conn, None, "done")  # not about a job
+        # customer_rfm absorbed one event fewer: the next one must wait for its refresh
+        conn.execute(downstream_watermarks.insert(), [
+            {"name": "daily_sales", "last_event_id": absorbed, "updated_at": NOW},
+            {"name": "customer_rfm", "last_event_id": absorbed - 1, "updated_at": NOW},
+        ])  # fmt: skip
+        event(conn, "old_cancelled", "done")  # handled, not absorbed yet: kept
 
     report = prune(
         seeded,
@@ -136,16 +144,14 @@ def test_prune_removes_the_handled_events_of_pruned_jobs(seeded: sa.Engine) -> N
     )
     assert report.events_deleted == 1
     with seeded.connect() as conn:
-        left = conn.execute(sa.select(events.c.job_id, events.c.status)).all()
-    assert sorted(left, key=str) == sorted(
-        [
+        left = conn.execute(sa.select(events.c.job_id, events.c.status).order_by(events.c.id))
+        assert left.all() == [
             ("old_done", "failed"),
             ("old_cancelled", "pending"),
             ("new_done", "done"),
-            (None, "pending"),
-        ],
-        key=str,
-    )
+            (None, "done"),
+            ("old_cancelled", "done"),
+        ]
 
 
 def test_a_dry_run_counts_and_removes_nothing(seeded: sa.Engine) -> None:

@@ -127,6 +127,12 @@ def watermark(conn: sa.Connection, name: str) -> int:
     return int(conn.execute(stmt).scalar() or 0)
 
 
+def absorbed_everywhere(conn: sa.Connection) -> int:
+    """The last event every downstream table has absorbed (0 while one never refreshed):
+    events up to it may go without any table missing what they named."""
+    return min(watermark(conn, table.name) for table in (daily_sales, customer_rfm))
+
+
 def refresh_daily_sales(
     engine: Engine, *, up_to_event_id: int | None = None, full: bool = False
 ) -> Refresh:
