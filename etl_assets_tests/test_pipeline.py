@@ -14,7 +14,9 @@ import sqlalchemy as sa
 from conftest import Platform
 
 from etl_assets.config import Settings
+from etl_assets.datasets.sales import sales_fact
 from etl_assets.definitions import build_definitions
+from etl_assets.events import events
 from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger
 from etl_assets.publisher import publish_file, source_archive
 from etl_assets.reference_api import Fault, ReferenceApiServer
@@ -190,6 +192,19 @@ def test_a_failure_mid_load_is_retried_from_the_failed_chunk(
     attempts = platform.ledger.attempts(job.job_id)
     assert [a["outcome"] for a in attempts] == ["failed", "succeeded"]
     assert "the database went away mid-chunk" in attempts[0]["error_message"]
+    # The resumed run saw only chunks 2 and 3: the job's event still names the customers of
+    # chunk 1 too (read back from the warehouse).
+    with platform.ledger.engine.connect() as conn:
+        [payload] = conn.execute(
+            sa.select(events.c.payload).where(events.c.job_id == job.job_id)
+        ).scalars()
+        customers = conn.execute(
+            sa.select(sales_fact.c.customer_id)
+            .where(sales_fact.c.job_id == job.job_id)
+            .distinct()
+            .order_by(sales_fact.c.customer_id)
+        ).scalars()
+        assert payload["customers"] == list(customers)
 
 
 def test_a_commit_lost_before_completion_is_finished_by_a_retry(

@@ -15,7 +15,7 @@ from etl_assets.ledger import Job, Ledger, quarantine
 from etl_assets.pipeline.transform import SalesLinesToLoad
 from etl_assets.tracking import Heartbeat
 from etl_assets.warehouse.bulk import upsert_rows
-from etl_assets.warehouse.parsed import record_transaction_parsed
+from etl_assets.warehouse.parsed import collect_touched, record_transaction_parsed
 
 ENRICH_STAGE = "enrich"
 
@@ -48,7 +48,11 @@ def load_job(
     resumed_from = checkpoint["chunks_done"]
     started = time.perf_counter()
     rows_this_run = 0
+    # What the job's event names, collected as the rows go by when this run loads them all.
+    seen: dict[str, set[str]] | None = {} if resumed_from == 0 else None
     for chunk in lines.chunks(start=resumed_from):
+        if seen is not None:
+            collect_touched(seen, chunk.lines)
         with ledger.engine.begin() as conn:
             quarantine.add_rows(conn, job.job_id, ENRICH_STAGE, chunk.rejected)
             counts = upsert_rows(
@@ -93,7 +97,7 @@ def load_job(
         )
         # The event commits with the completion; the IO manager runs its handlers after
         # the step (parsed.dispatch_job_events).
-        record_transaction_parsed(conn, dataset.fact_table, completed)
+        record_transaction_parsed(conn, dataset.fact_table, completed, seen)
     return completed
 
 

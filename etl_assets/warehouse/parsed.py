@@ -7,6 +7,7 @@ exists exactly when the load does; its handlers run after the commit.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -22,13 +23,36 @@ log = logging.getLogger(__name__)
 TOUCHED = {"products": "sku", "customers": "customer_id", "dates": "order_date"}
 
 
-def record_transaction_parsed(conn: sa.Connection, fact_table: sa.Table, job: Job) -> int:
-    """Record `transaction.parsed` for `job` in the caller's transaction; returns its id."""
+def record_transaction_parsed(
+    conn: sa.Connection,
+    fact_table: sa.Table,
+    job: Job,
+    seen: Mapping[str, set[str]] | None = None,
+) -> int:
+    """Record `transaction.parsed` for `job` in the caller's transaction; returns its id.
+
+    `seen` (payload key -> values) is what the load collected from every row it wrote, when
+    one run loaded them all: it saves reading the job's rows back (0.5 s per 1M rows). It
+    may name a little more than the job's rows hold (a line another job's row won over):
+    a downstream refresh of one key too many recomputes it to the same values. Without it
+    (a resumed load), the values come from the fact table.
+    """
     payload = _job_payload(job, "load")
     for key, column in TOUCHED.items():
-        if column in fact_table.c:
+        if column not in fact_table.c:
+            continue
+        if seen is not None:
+            payload[key] = sorted(seen[key])
+        else:
             payload[key] = touched(conn, fact_table, column, [job.job_id])
     return record_event(conn, TRANSACTION_PARSED, payload, job_id=job.job_id)
+
+
+def collect_touched(seen: dict[str, set[str]], lines: pd.DataFrame) -> None:
+    """Add the products, customers and dates of `lines` (fact rows) to `seen`."""
+    for key, column in TOUCHED.items():
+        if column in lines.columns:
+            seen.setdefault(key, set()).update(str(value) for value in lines[column].unique())
 
 
 def record_rows_parsed(conn: sa.Connection, job: Job, lines: pd.DataFrame) -> int:
