@@ -71,3 +71,17 @@ def test_every_failing_column_is_named() -> None:
     [rejected] = result.rejected
     assert rejected["reason"] == "quantity: missing; currency: 'x' is not an ISO code"
     assert result.valid.empty
+
+
+def test_numbers_read_the_same_whichever_parser_reads_them() -> None:
+    # A clean column goes through Arrow's parser; one bad value sends the column through
+    # pandas' instead. The good values must come out the same either way.
+    spellings = ["1e3", "+3", ".5", "5.", "007", "2.50"]
+    expected = [1000.0, 3.0, 0.5, 5.0, 7.0, 2.5]
+    rows = [GOOD | {"unit_price": value} for value in spellings]
+    clean = validate_chunk(chunk(*rows), SALES_RULES)
+    assert clean.valid["unit_price"].tolist() == expected and not clean.rejected
+    mixed = validate_chunk(chunk(*rows, GOOD | {"unit_price": "1,5"}), SALES_RULES)
+    assert mixed.valid["unit_price"].tolist() == expected
+    [rejected] = mixed.rejected
+    assert "unit_price: '1,5' is not a non-negative number" in rejected["reason"]
