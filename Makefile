@@ -49,8 +49,10 @@ dev: $(STAMP) ## start `dagster dev` (UI on http://127.0.0.1:3000) with the refe
 
 bench: bench-large bench-daemon bench-ledger ## run every benchmark (needs PostgreSQL; RabbitMQ for --celery-workers)
 
-bench-large: $(STAMP) ## a 1,000,000-row job against raw PostgreSQL COPY
+bench-large: $(STAMP) ## 1M- and 5M-row jobs against raw COPY; 1M rows on SQLite against to_sql
 	$(BIN)/python benchmarks/bench_large_file.py
+	$(BIN)/python benchmarks/bench_large_file.py --rows 5000000
+	$(BIN)/python benchmarks/bench_large_file.py --sqlite
 
 bench-daemon: $(STAMP) ## 500 small jobs through the real daemon path, in batch runs
 	$(BIN)/python benchmarks/bench_daemon_jobs.py
