@@ -145,3 +145,24 @@ def test_an_earlier_job_loading_late_leaves_the_later_jobs_row(engine: sa.Engine
     counts = load(engine, lines("J1", ("O1", "A", 2), ("O2", "B", 3)))
     assert counts == UpsertCounts(loaded=1, duplicate=1)
     assert facts(engine) == [("O1", "A", "J2", 5, 4), ("O2", "B", "J1", 3, 1)]
+
+
+def test_copy_text_is_the_same_however_it_is_read() -> None:
+    # COPY reads CsvStream in pieces while it formats the frame slice by slice: the bytes
+    # must be those of formatting the whole frame at once, across slice boundaries too.
+    from etl_assets.warehouse.bulk import SLICE_ROWS, CsvStream, csv_bytes, python_rows
+
+    rows = 2 * SLICE_ROWS + 7
+    frame = lines("J1", *((f"O{n}", "A", n) for n in range(rows)))
+    frame.loc[5, "category"] = None  # a null becomes an empty field
+    whole = csv_bytes(frame)
+    stream = CsvStream(frame)
+    pieces = []
+    while piece := stream.read(4093):  # a size that never lines up with a row or a slice
+        pieces.append(piece)
+    assert b"".join(pieces) == whole
+    assert whole.count(b"\n") == rows
+    # The SQLite path converts in slices too: every row, in order, as Python values.
+    converted = list(python_rows(frame))
+    assert len(converted) == rows and converted[-1][0] == f"O{rows - 1}"
+    assert type(converted[0][5]) is int and type(converted[0][6]) is float
