@@ -163,6 +163,22 @@ def test_fail_records_the_error_and_counts_the_retry(ledger: Ledger) -> None:
     assert (attempt["outcome"], attempt["error_type"]) == ("failed", "permanent")
 
 
+def test_an_in_run_retry_opens_the_next_attempt_after_the_failed_one(ledger: Ledger) -> None:
+    job = processing_job(ledger)
+    # A retry_at computed before a slow transaction may be past when the attempt ends.
+    ledger.retry_in_run(
+        job.job_id,
+        "run-1",
+        error_type=ErrorType.TRANSIENT,
+        message="HTTP 503",
+        traceback=None,
+        retry_at=utcnow() - dt.timedelta(seconds=5),
+    )
+    failed, retried = ledger.attempts(job.job_id)
+    assert (failed["outcome"], retried["outcome"]) == ("failed", "running")
+    assert retried["started_at"] >= failed["ended_at"]
+
+
 def test_another_run_cannot_fail_or_complete_the_job(ledger: Ledger) -> None:
     job = processing_job(ledger, "run-1")
     with pytest.raises(IllegalTransition):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import random
 import time
 from pathlib import Path
@@ -85,6 +86,8 @@ def test_503_twice_then_200_completes_on_attempt_3(
     assert attempts[0]["error_message"].startswith("attempt 1/3 failed in fx_rates: HTTP 503")
     assert attempts[1]["error_message"].startswith("attempt 2/3 failed in fx_rates: HTTP 503")
     assert {a["run_id"] for a in attempts} == {done.run_id}  # retried within the run
+    for earlier, later in itertools.pairwise(attempts):  # one after the other
+        assert earlier["ended_at"] <= later["started_at"] <= later["ended_at"]
     assert platform.facts(job.job_id) == done.rows_loaded == 60  # no retry duplicated rows
     retries = [
         e

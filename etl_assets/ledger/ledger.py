@@ -476,7 +476,9 @@ class Ledger:
             self._end_attempt(
                 conn, job, AttemptOutcome.FAILED, now, error_type, message, job.attempts - 1
             )
-            self._open_attempt(conn, job, retry_at, run_id)
+            # The next attempt starts when the retry is due, never before this one ended
+            # (a retry_at computed before this transaction may already be past).
+            self._open_attempt(conn, job, max(retry_at, now), run_id)
             return job
 
     def requeue_or_fail(
