@@ -131,11 +131,17 @@ def main() -> None:
             per_partition = Counter(
                 r.asset_materialization.partition for r in events.records if r.asset_materialization
             )
+            failures = {
+                run.run_id: failure_messages(instance, run.run_id)
+                for run in runs
+                if run.status == dg.DagsterRunStatus.FAILURE
+            }
         waits = sorted(
             r.start_time - r.create_timestamp.timestamp() for r in records if r.start_time
         )
         spans = sorted(r.end_time - r.start_time for r in records if r.end_time and r.start_time)
         attempts = {job.job_id: job.attempts for job in ledger.list_jobs(limit=args.jobs)}
+        worker_tails = {log.name: log.read_text()[-3000:] for log in workers if failures}
         retried = {job_id: ledger.attempts(job_id) for job_id, n in attempts.items() if n > 1}
 
     launcher = (
@@ -160,12 +166,35 @@ def main() -> None:
         f"attempts {set(attempts.values())}, {len(per_partition)} partitions materialized, "
         f"{max(per_partition.values(), default=0)} time(s) at most)"
     )
+    for run_id, messages in failures.items():  # why a run failed, as Dagster recorded it
+        print(f"  run {run_id} failed: " + " | ".join(messages))
+    for name, tail in worker_tails.items():
+        print(f"--- tail of {name}:\n{tail}")
     for job_id, history in retried.items():  # why a job needed more than one attempt
         for attempt in history:
             print(
                 f"  {job_id} attempt {attempt['attempt']}: {attempt['outcome']} "
                 f"{attempt['error_type'] or ''} {(attempt['error_message'] or '')[:300]}"
             )
+
+
+def failure_messages(instance: object, run_id: str) -> list[str]:
+    """What the run's failure events say (step and run failures, errors in engine events)."""
+    import dagster as dg
+
+    assert isinstance(instance, dg.DagsterInstance)
+    messages = []
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        error = entry.error_info or (
+            event.event_specific_data.error  # type: ignore[union-attr]
+            if event is not None and event.is_step_failure
+            else None
+        )
+        if event is not None and (event.is_run_failure or error is not None):
+            detail = f": {error.message.strip()}" if error is not None else ""
+            messages.append(f"{entry.message or event.event_type_value}{detail}"[:500])
+    return messages
 
 
 if __name__ == "__main__":
