@@ -3,12 +3,12 @@
 A job is removed when it finished (completed or cancelled) longer ago than the retention
 period; dead letters (failed jobs) are kept longer, for someone to look at them. Removing a
 job deletes its attempts and quarantined rows (foreign keys cascade), its staging folder, its
-archived source file when no other job uses it, its events whose handlers all ran and every
-downstream table absorbed (a `transaction.parsed` event lists every customer the job touched,
-so they are the bulk of the events table; pending and failed events stay for `etl events
-retry`, unabsorbed ones for the next refresh), and its Dagster
-partition (Dagster advises under 100,000 partitions per asset), and leaves a tombstone in
-`pruned_jobs`: the warehouse's rows keep their job id, so lineage still resolves.
+archived source file when no other job uses it, its events whose handlers all ran and that
+every downstream table absorbed (a `transaction.parsed` event lists every customer the job
+touched: they are the bulk of the events table; pending and failed events stay for `etl
+events retry`, unabsorbed ones for the next refresh), and its Dagster partition (Dagster
+advises under 100,000 partitions per asset), and leaves a tombstone in `pruned_jobs`: the
+warehouse's rows keep their job id, so lineage still resolves.
 
 Work goes in batches, each its own short transaction that skips rows another transaction
 holds (PostgreSQL), so running jobs are never blocked behind a prune. A partition is deleted
