@@ -212,7 +212,7 @@ def ledger_figures(
     exhausted = sa.select(sa.func.count()).where(
         jobs.c.status == JobStatus.FAILED.value,
         jobs.c.error_type == ErrorType.TRANSIENT_EXHAUSTED.value,
-        jobs.c.updated_at >= now - WINDOW,
+        jobs.c.completed_at >= now - WINDOW,  # when it failed
     )
     with read_connection(engine) as conn:
         dead_lettered = int(conn.execute(exhausted).scalar_one())

@@ -27,7 +27,8 @@ def seed_job(
     """Insert a job created `age` before `now` in `status`; `values` override any column.
 
     Started jobs started 10 minutes before `now` and beat 10 s before; finished ones
-    finished 5 minutes before (a failed job counts at its last update). Returns the job id.
+    finished 5 minutes before (a failed job's completed_at follows its `updated_at`, as the
+    ledger sets both when a job fails). Returns the job id.
     """
     n = next(_serial)
     row: dict[str, Any] = {"content_sha256": f"{n:064x}", "source_name": f"seed-{n}.csv"}
@@ -42,7 +43,10 @@ def seed_job(
         row["completed_at"] = now - dt.timedelta(minutes=5)
     if status == "failed":
         row.update(retry_count=1, error_type="permanent", error_message="seeded failure")
-    job = _job(f"S{n}", now - age, status, **(row | values))
+    row |= values
+    if status == "failed" and "completed_at" not in values:
+        row["completed_at"] = row["updated_at"]
+    job = _job(f"S{n}", now - age, status, **row)
     with engine.begin() as conn:
         conn.execute(jobs.insert().values(**job))
     return str(job["job_id"])

@@ -40,3 +40,26 @@ def test_upgrade_from_nothing_and_downgrade_to_nothing(tmp_path: Path) -> None:
     migrations.downgrade(engine, "base")
     assert set(sa.inspect(engine).get_table_names()) == {"alembic_version"}
     engine.dispose()
+
+
+def test_jobs_that_failed_before_0006_get_their_completed_at(tmp_path: Path) -> None:
+    # Without it, etl prune (which goes by completed_at) would never remove them.
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    migrations.upgrade(engine, "0005")
+    failed_at = "2026-10-01 08:00:00.000000"
+    with engine.begin() as conn:
+        for job_id, status in (("old_dead", "failed"), ("waiting", "pending")):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO jobs (job_id, title, dataset, source_uri, source_name, "
+                    "content_sha256, size_bytes, status, attempts, max_attempts, created_at, "
+                    "updated_at) VALUES (:id, :id, 'sales', '/x', 'x.csv', :sha, 1, :status, "
+                    "1, 3, :at, :at)"
+                ),
+                {"id": job_id, "sha": job_id.ljust(64, "0"), "status": status, "at": failed_at},
+            )
+    migrations.upgrade(engine)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.text("SELECT job_id, completed_at FROM jobs")).all())
+    assert rows == {"old_dead": failed_at, "waiting": None}
+    engine.dispose()

@@ -643,7 +643,7 @@ def metrics(
         failed = int(
             conn.execute(
                 sa.select(sa.func.count()).where(
-                    jobs.c.status == JobStatus.FAILED.value, jobs.c.updated_at >= since
+                    jobs.c.status == JobStatus.FAILED.value, jobs.c.completed_at >= since
                 )
             ).scalar_one()
         )
@@ -763,7 +763,7 @@ def _recent_failures(
     stmt = (
         sa.select(jobs)
         .where(jobs.c.status == JobStatus.FAILED.value)
-        .order_by(jobs.c.updated_at.desc(), jobs.c.job_id.desc())
+        .order_by(jobs.c.completed_at.desc(), jobs.c.job_id.desc())
         .limit(limit)
     )
     return [
@@ -773,7 +773,7 @@ def _recent_failures(
             dataset=r["dataset"],
             error_type=ErrorType(r["error_type"]) if r["error_type"] else None,
             error_message=r["error_message"],
-            failed_at=r["updated_at"],
+            failed_at=r["completed_at"] or r["updated_at"],
             attempts=r["attempts"],
             retry_count=r["retry_count"],
             run_id=r["run_id"],
@@ -863,10 +863,11 @@ def _add_job_buckets(
         if int(r.bucket) in acc:
             acc[int(r.bucket)]["completed"] += int(r.n)
             acc[int(r.bucket)]["rows"] += int(r.rows or 0)
-    failed = _bucket(conn, jobs.c.updated_at, width).label("bucket")
+    # A failed job's completed_at is when it failed (ix_jobs_status_completed answers this).
+    failed = _bucket(conn, jobs.c.completed_at, width).label("bucket")
     for r in conn.execute(
         sa.select(failed, sa.func.count().label("n"))
-        .where(jobs.c.status == JobStatus.FAILED.value, jobs.c.updated_at >= since)
+        .where(jobs.c.status == JobStatus.FAILED.value, jobs.c.completed_at >= since)
         .group_by(failed)
     ):
         if int(r.bucket) in acc:
