@@ -19,6 +19,7 @@ from etl_assets.publisher import publish_file, source_archive
 from etl_assets.resources.apis import api_clients
 from etl_assets.sample_data import sales_frame, write_sales_csv
 from etl_assets.warehouse.downstream import refresh_customer_rfm, refresh_daily_sales
+from etl_assets.warehouse.verify import totals_disagree
 
 
 def refresh(platform: Platform) -> dg.ExecuteInProcessResult | None:
@@ -183,5 +184,30 @@ def test_rows_retried_from_quarantine_reach_the_downstream_tables(platform: Plat
     assert result is not None and result.success
     assert all(e.passed for e in result.get_asset_check_evaluations())
     assert table(platform, "daily_sales", "sku")["units"].sum() == (
+        expected_daily_sales(platform)["units"].sum()
+    )
+
+
+def test_a_job_completing_during_a_refresh_waits_for_the_next_one(platform: Platform) -> None:
+    # Jobs A and B share dates; the refresh takes in events up to A's only, as when B
+    # completes between the refresh reading the latest event and recomputing the dates.
+    load(platform, "a.csv", sales_frame(40, seed=1, order_prefix="A", days=5))
+    load(platform, "b.csv", sales_frame(40, seed=2, order_prefix="B", days=5))
+    first_event, second_event = sorted(e["id"] for e in list_events(platform.ledger.engine))
+    engine = platform.ledger.engine
+
+    refresh_daily_sales(engine, up_to_event_id=first_event)
+    with engine.connect() as conn:
+        assert totals_disagree(conn).passed  # B's rows are not in daily_sales yet
+        units = conn.execute(sa.text("SELECT sum(units) FROM daily_sales")).scalar_one()
+        a_units = conn.execute(
+            sa.text("SELECT sum(quantity) FROM sales_fact WHERE order_id LIKE 'A%'")
+        ).scalar_one()
+    assert units == a_units
+
+    refresh_daily_sales(engine, up_to_event_id=second_event)
+    with engine.connect() as conn:
+        assert totals_disagree(conn).passed
+    assert table(platform, "daily_sales", "order_date")["units"].sum() == (
         expected_daily_sales(platform)["units"].sum()
     )
