@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import time
@@ -132,17 +133,29 @@ def main() -> None:
                 r.asset_materialization.partition for r in events.records if r.asset_materialization
             )
             failures = {
-                run.run_id: failure_messages(instance, run.run_id)
+                f"{run.run_id} ({run.status.value})": failure_messages(instance, run.run_id)
                 for run in runs
-                if run.status == dg.DagsterRunStatus.FAILURE
+                if run.status != dg.DagsterRunStatus.SUCCESS
             }
         waits = sorted(
             r.start_time - r.create_timestamp.timestamp() for r in records if r.start_time
         )
         spans = sorted(r.end_time - r.start_time for r in records if r.end_time and r.start_time)
         attempts = {job.job_id: job.attempts for job in ledger.list_jobs(limit=args.jobs)}
-        worker_tails = {log.name: log.read_text()[-3000:] for log in workers if failures}
         retried = {job_id: ledger.attempts(job_id) for job_id, n in attempts.items() if n > 1}
+        # A run the reaper gave up on may have ended well later on: ask it what happened.
+        named = {
+            run_id
+            for history in retried.values()
+            for attempt in history
+            for run_id in re.findall(r"run ([0-9a-f-]{36})", attempt["error_message"] or "")
+        }
+        with dg.DagsterInstance.get() as instance:
+            for run_id in sorted(named):
+                run = instance.get_run_by_id(run_id)
+                status = run.status.value if run else "unknown"
+                failures[f"{run_id} ({status})"] = failure_messages(instance, run_id)
+        worker_tails = {log.name: log.read_text()[-3000:] for log in workers if failures}
 
     launcher = (
         f"{args.celery_workers} warm Celery run workers"
@@ -167,7 +180,7 @@ def main() -> None:
         f"{max(per_partition.values(), default=0)} time(s) at most)"
     )
     for run_id, messages in failures.items():  # why a run failed, as Dagster recorded it
-        print(f"  run {run_id} failed: " + " | ".join(messages))
+        print(f"  run {run_id} did not succeed: " + " | ".join(messages))
     for name, tail in worker_tails.items():
         print(f"--- tail of {name}:\n{tail}")
     for job_id, history in retried.items():  # why a job needed more than one attempt

@@ -9,6 +9,7 @@ with the reason when none answers, failed instead when ETL_REQUIRE_BROKER=1 (CI 
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import uuid
@@ -133,3 +134,38 @@ def test_two_celery_workers_share_the_jobs_and_run_each_once(
     assert len(workers) == JOBS  # one attempt per job: nothing ran twice
     assert {worker.split("@")[0] for _, worker in workers} == set(names)  # both took jobs
     assert facts == JOBS * ROWS
+
+
+@pytest.mark.parametrize(
+    ("module", "left_running"),
+    [("etl_assets.celery_launcher", True), ("dagster_celery.launcher", False)],
+)
+def test_run_monitoring_leaves_a_running_celery_run_alone(
+    broker_url: str, module: str, left_running: bool
+) -> None:
+    # A run on a worker, its task still PENDING as the rpc:// result backend reports it.
+    # dagster-celery's own launcher lets run monitoring mark it failed while it runs (the
+    # reaper then ran its jobs twice); ours does not.
+    from dagster._daemon.monitoring.run_monitoring import monitor_started_run
+    from dagster_celery.tags import DAGSTER_CELERY_TASK_ID_TAG
+
+    launcher = {
+        "module": module,
+        "class": "CeleryRunLauncher",
+        "config": {"broker": broker_url, "backend": "rpc://", "default_queue": "etl-unused"},
+    }
+    overrides = {"run_launcher": launcher, "run_monitoring": {"enabled": True}}
+    with dg.instance_for_test(overrides=overrides) as instance:
+        run = instance.add_run(
+            dg.DagsterRun(
+                job_name="etl_job",
+                run_id=str(uuid.uuid4()),
+                status=dg.DagsterRunStatus.STARTED,
+                tags={DAGSTER_CELERY_TASK_ID_TAG: str(uuid.uuid4())},
+            )
+        )
+        record = instance.get_run_record_by_id(run.run_id)
+        assert record is not None
+        monitor_started_run(instance, None, record, logging.getLogger("test"))  # type: ignore[arg-type]
+        status = instance.get_run_by_id(run.run_id).status  # type: ignore[union-attr]
+    assert (status == dg.DagsterRunStatus.STARTED) is left_running
