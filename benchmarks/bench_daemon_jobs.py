@@ -179,8 +179,8 @@ def main() -> None:
         f"attempts {set(attempts.values())}, {len(per_partition)} partitions materialized, "
         f"{max(per_partition.values(), default=0)} time(s) at most)"
     )
-    for run_id, messages in failures.items():  # why a run failed, as Dagster recorded it
-        print(f"  run {run_id} did not succeed: " + " | ".join(messages))
+    for run_id, messages in failures.items():  # what went wrong, as Dagster recorded it
+        print(f"  run {run_id}: " + (" | ".join(messages) or "no failure recorded"))
     for name, tail in worker_tails.items():
         print(f"--- tail of {name}:\n{tail}")
     for job_id, history in retried.items():  # why a job needed more than one attempt
