@@ -96,8 +96,7 @@ RFM_COLUMNS = [
     "reporting_currency",
     "updated_at",
 ]
-# (connection, SELECT of the keys or None for all) -> rows written
-# (connection, keys to recompute or None for all, last event to take in) -> rows written
+# (connection, SELECT of the keys or None for all, last event to take in) -> rows written
 Recompute = Callable[[sa.Connection, sa.Select[Any] | None, int], int]
 
 
