@@ -22,6 +22,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import IO, Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -29,6 +30,13 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 RAW_TABLE = """CREATE TABLE raw_sales (order_id text, order_date date, customer_id text,
     sku text, quantity integer, unit_price numeric(18,4), currency text, store_id text)"""
+
+
+def copy(engine: Any, statement: str, handle: IO[str]) -> None:
+    """Run a COPY ... FROM STDIN / TO STDOUT `statement` with `handle`, in one transaction."""
+    with engine.begin() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()
+        cursor.copy_expert(statement, handle)
 
 
 def raw_copy(url: str, path: Path) -> float:
@@ -39,9 +47,8 @@ def raw_copy(url: str, path: Path) -> float:
     with engine.begin() as conn:
         conn.exec_driver_sql(RAW_TABLE)
     started = time.perf_counter()
-    with engine.begin() as conn, path.open() as handle:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        cursor.copy_expert("COPY raw_sales FROM STDIN WITH (FORMAT csv, HEADER true)", handle)
+    with path.open() as handle:
+        copy(engine, "COPY raw_sales FROM STDIN WITH (FORMAT csv, HEADER true)", handle)
     seconds = time.perf_counter() - started
     engine.dispose()
     return seconds
@@ -57,14 +64,13 @@ def fact_rows_floor(url: str, scratch: Path) -> float:
 
     engine = create_engine(url)
     export = scratch / "fact_rows.csv"
-    with engine.begin() as conn, export.open("w") as handle:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        cursor.copy_expert("COPY sales_fact TO STDOUT WITH (FORMAT csv)", handle)
+    with export.open("w") as handle:
+        copy(engine, "COPY sales_fact TO STDOUT WITH (FORMAT csv)", handle)
+    with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE floor_fact (LIKE sales_fact INCLUDING INDEXES)")
     started = time.perf_counter()
-    with engine.begin() as conn, export.open() as handle:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        cursor.copy_expert("COPY floor_fact FROM STDIN WITH (FORMAT csv)", handle)
+    with export.open() as handle:
+        copy(engine, "COPY floor_fact FROM STDIN WITH (FORMAT csv)", handle)
     seconds = time.perf_counter() - started
     export.unlink()
     engine.dispose()

@@ -171,8 +171,7 @@ class CsvStream(io.RawIOBase):
 
     def __init__(self, frame: pd.DataFrame) -> None:
         super().__init__()
-        self._frame = frame
-        self._next_row = 0
+        self._texts = (csv_bytes(piece) for piece in _slices(frame))
         self._pending = memoryview(b"")
 
     def readable(self) -> bool:
@@ -180,10 +179,11 @@ class CsvStream(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         """Fill `buffer` with the next bytes of CSV; 0 at the end."""
-        while not self._pending and self._next_row < len(self._frame):
-            piece = self._frame.iloc[self._next_row : self._next_row + SLICE_ROWS]
-            self._next_row += len(piece)
-            self._pending = memoryview(csv_bytes(piece))
+        while not self._pending:
+            text = next(self._texts, None)
+            if text is None:
+                return 0
+            self._pending = memoryview(text)
         size = min(len(buffer), len(self._pending))
         buffer[:size] = self._pending[:size]
         self._pending = self._pending[size:]
@@ -200,10 +200,15 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 
 def python_rows(frame: pd.DataFrame) -> Iterator[tuple[Any, ...]]:
     """`frame`'s rows as tuples of Python values (what sqlite3 binds), a slice at a time."""
-    for start in range(0, len(frame), SLICE_ROWS):
-        piece = frame.iloc[start : start + SLICE_ROWS]
+    for piece in _slices(frame):
         # Series.tolist gives Python values: 40 % faster than astype(object) + itertuples.
         yield from zip(*(piece[column].tolist() for column in piece.columns), strict=True)
+
+
+def _slices(frame: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    """`frame`, SLICE_ROWS rows at a time."""
+    for start in range(0, len(frame), SLICE_ROWS):
+        yield frame.iloc[start : start + SLICE_ROWS]
 
 
 def _duplicates_sql(target: str, stage: str, key: Sequence[str]) -> str:

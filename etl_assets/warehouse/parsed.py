@@ -42,7 +42,7 @@ def record_transaction_parsed(
         if column not in fact_table.c:
             continue
         if seen is not None:
-            payload[key] = sorted(seen[key])
+            payload[key] = sorted(seen.get(key, ()))
         else:
             payload[key] = touched(conn, fact_table, column, [job.job_id])
     return record_event(conn, TRANSACTION_PARSED, payload, job_id=job.job_id)
@@ -58,10 +58,10 @@ def collect_touched(seen: dict[str, set[str]], lines: pd.DataFrame) -> None:
 def record_rows_parsed(conn: sa.Connection, job: Job, lines: pd.DataFrame) -> int:
     """Record `transaction.parsed` for rows of `job` loaded later (quarantined rows that a
     retry loaded), naming what those rows touch; in the caller's transaction."""
+    seen: dict[str, set[str]] = {}
+    collect_touched(seen, lines)
     payload = _job_payload(job, "failed-rows retry")
-    for key, column in TOUCHED.items():
-        if column in lines.columns:
-            payload[key] = sorted(str(value) for value in lines[column].unique())
+    payload.update((key, sorted(values)) for key, values in seen.items())
     return record_event(conn, TRANSACTION_PARSED, payload, job_id=job.job_id)
 
 
