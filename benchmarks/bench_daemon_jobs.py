@@ -49,15 +49,15 @@ def main() -> None:
     from etl_assets import migrations
     from etl_assets.assets import ETL_JOB
     from etl_assets.assets.batch import BATCH_JOB
-    from etl_assets.celery_app import READY_LINE
     from etl_assets.config import Settings
+    from etl_assets.datasets.samples import sales_frame, write_sales_csv
     from etl_assets.db import engine_for
-    from etl_assets.instance import initialize_pools, write_dagster_home
+    from etl_assets.intake.publisher import publish_file, source_archive
     from etl_assets.ledger import Ledger
     from etl_assets.ledger.models import FINISHED_STATUSES
-    from etl_assets.publisher import publish_file, source_archive
     from etl_assets.reference_api import ReferenceApiServer
-    from etl_assets.sample_data import sales_frame, write_sales_csv
+    from etl_assets.runtime.celery_app import READY_LINE
+    from etl_assets.runtime.instance import initialize_pools, write_dagster_home
 
     print(f"machine: {machine()}")
     with ExitStack() as stack:

@@ -128,9 +128,9 @@ def child(path: Path) -> None:
     from etl_assets.config import Settings
     from etl_assets.db import engine_for
     from etl_assets.definitions import build_definitions
+    from etl_assets.intake.publisher import publish_file, source_archive
     from etl_assets.ledger import Ledger
-    from etl_assets.local_runner import LocalDaemon
-    from etl_assets.publisher import publish_file, source_archive
+    from etl_assets.runtime.local_daemon import LocalDaemon
 
     logging.getLogger("dagster").setLevel(logging.WARNING)
     settings = Settings.from_env()

@@ -49,7 +49,7 @@ def main() -> None:
 
     from etl_assets.db import create_engine, utcnow
     from etl_assets.ledger import Ledger
-    from etl_assets.retention import prune
+    from etl_assets.ops.retention import prune
 
     print(f"machine: {machine()}")
     with scratch_postgres() as url:

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from etl_assets.datasets.samples import sales_frame, write_sales_csv
 from etl_assets.db import create_engine, temporary_postgres_database
-from etl_assets.sample_data import sales_frame, write_sales_csv
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ETL_BENCH_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test"

@@ -7,24 +7,24 @@ import dagster as dg
 from etl_assets.assets import SALES_ASSETS, build_etl_job
 from etl_assets.assets.batch import etl_batch_job
 from etl_assets.assets.checks import WAREHOUSE_CHECKS, sales_fact_checks
-from etl_assets.assets.downstream import (
+from etl_assets.assets.io_manager import WarehouseIOManager
+from etl_assets.config import Settings, secret_source
+from etl_assets.downstream.assets import (
     DOWNSTREAM_ASSETS,
     build_downstream_job,
     build_downstream_sensor,
 )
-from etl_assets.config import Settings, secret_source
 from etl_assets.logs import configure_logging
 from etl_assets.resources.apis import api_clients
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
 from etl_assets.resources.staging import JobStagingIOManager, StagingResource
-from etl_assets.retries import Backoff
+from etl_assets.runs.retries import Backoff
 from etl_assets.sensors.alerts import build_alerts_sensor
 from etl_assets.sensors.dispatch import build_dispatch_sensor
 from etl_assets.sensors.inbox import build_inbox_sensor
 from etl_assets.sensors.reaper import build_reaper_sensor
 from etl_assets.sensors.run_failure import build_run_failure_sensor
-from etl_assets.warehouse.io_manager import WarehouseIOManager
 
 
 def build_resources(settings: Settings) -> dict[str, object]:

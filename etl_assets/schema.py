@@ -3,10 +3,10 @@
 Alembic's environment and the schema tests compare migrations against it.
 """
 
-from etl_assets import events  # noqa: F401 - registers the events tables
 from etl_assets.datasets import sales  # noqa: F401 - registers the sales warehouse tables
 from etl_assets.db import metadata
+from etl_assets.downstream import tables  # noqa: F401 - registers the downstream tables
+from etl_assets.events import store  # noqa: F401 - registers the events tables
 from etl_assets.ledger import schema  # noqa: F401 - registers the ledger tables
-from etl_assets.warehouse import downstream  # noqa: F401 - registers the downstream tables
 
 __all__ = ["metadata"]

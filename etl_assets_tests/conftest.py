@@ -22,13 +22,13 @@ from click.testing import CliRunner
 
 from etl_assets import migrations
 from etl_assets.config import Settings
+from etl_assets.datasets.samples import corrupt, sales_frame, write_sales_csv
 from etl_assets.db import create_engine, engine_for, temporary_postgres_database
 from etl_assets.definitions import build_definitions
+from etl_assets.intake.publisher import publish_file, source_archive
 from etl_assets.ledger import Job, Ledger
-from etl_assets.local_runner import LocalDaemon
-from etl_assets.publisher import publish_file, source_archive
 from etl_assets.reference_api import ReferenceApiServer
-from etl_assets.sample_data import corrupt, sales_frame, write_sales_csv
+from etl_assets.runtime.local_daemon import LocalDaemon
 from etl_assets.schema import metadata
 
 POSTGRES_ADMIN_URL = os.environ.get(

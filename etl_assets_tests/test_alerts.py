@@ -18,7 +18,10 @@ import sqlalchemy as sa
 from dagster._daemon.types import DaemonHeartbeat
 from seed import seed_job
 
-from etl_assets.alerts import (
+from etl_assets.config import Settings
+from etl_assets.db import create_engine, utcnow
+from etl_assets.ledger.schema import jobs
+from etl_assets.ops.alerts import (
     Alert,
     Figures,
     LogNotifier,
@@ -31,9 +34,6 @@ from etl_assets.alerts import (
     ledger_figures,
     with_daemon_ages,
 )
-from etl_assets.config import Settings
-from etl_assets.db import create_engine, utcnow
-from etl_assets.ledger.schema import jobs
 from etl_assets.ops.health import penalty, readiness
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.sensors.alerts import build_alerts_sensor
@@ -212,7 +212,7 @@ def test_the_sensor_logs_through_the_log_notifier_by_default(
     assert isinstance(result, dg.SensorResult)
     assert json.loads(result.cursor or "") == {"daemon_heartbeat": "critical"}
     assert any(
-        r.name == "etl_assets.alerts" and "alert daemon_heartbeat (critical)" in r.getMessage()
+        r.name == "etl_assets.ops.alerts" and "alert daemon_heartbeat (critical)" in r.getMessage()
         for r in caplog.records
     )
     LogNotifier().notify(Alert("x", "warning", "m", 1, 0), "resolved")

@@ -14,9 +14,9 @@ from etl_assets.assets import ETL_JOB
 from etl_assets.assets.batch import BATCH_JOB, BATCH_TAG, JOB_TAG_PREFIX
 from etl_assets.config import Settings
 from etl_assets.ledger import ErrorType, Job, JobStatus
-from etl_assets.recovery import find_run
 from etl_assets.reference_api import ReferenceApiServer
 from etl_assets.reference_api.server import Fault
+from etl_assets.runs.recovery import find_run
 from etl_assets.sensors.dispatch import plan_runs
 from etl_assets.sensors.run_failure import jobs_of_run
 

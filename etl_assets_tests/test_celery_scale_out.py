@@ -22,15 +22,15 @@ import sqlalchemy as sa
 from conftest import emptied, postgres_database
 from processes import REPO, background, wait_for_line, wait_until_finished, wait_until_runs_end
 
-from etl_assets.celery_app import READY_LINE
 from etl_assets.config import Settings
+from etl_assets.datasets.samples import sales_frame, write_sales_csv
 from etl_assets.db import engine_for
-from etl_assets.instance import initialize_pools, write_dagster_home
+from etl_assets.intake.publisher import publish_file, source_archive
 from etl_assets.ledger import JobStatus, Ledger
 from etl_assets.ledger.schema import job_attempts
-from etl_assets.publisher import publish_file, source_archive
 from etl_assets.reference_api import ReferenceApiServer
-from etl_assets.sample_data import sales_frame, write_sales_csv
+from etl_assets.runtime.celery_app import READY_LINE
+from etl_assets.runtime.instance import initialize_pools, write_dagster_home
 
 BROKER_URL = os.environ.get("ETL_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 BIN = Path(sys.executable).parent
@@ -138,7 +138,7 @@ def test_two_celery_workers_share_the_jobs_and_run_each_once(
 
 @pytest.mark.parametrize(
     ("module", "left_running"),
-    [("etl_assets.celery_launcher", True), ("dagster_celery.launcher", False)],
+    [("etl_assets.runtime.celery_launcher", True), ("dagster_celery.launcher", False)],
 )
 def test_run_monitoring_leaves_a_running_celery_run_alone(
     broker_url: str, module: str, left_running: bool

@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from conftest import Platform
 
 from etl_assets.assets.checks import FACT_CHECKS, WAREHOUSE_CHECKS
-from etl_assets.assets.downstream import DOWNSTREAM_ASSETS, DOWNSTREAM_JOB
 from etl_assets.assets.sales import SALES_ASSETS
 from etl_assets.db import is_postgres, utcnow
 from etl_assets.definitions import build_resources
-from etl_assets.retention import prune
+from etl_assets.downstream.assets import DOWNSTREAM_ASSETS, DOWNSTREAM_JOB
+from etl_assets.ops.retention import prune
 
 CHECKS = {*FACT_CHECKS, "daily_sales_totals_match"}
 

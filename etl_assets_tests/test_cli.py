@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from etl_assets.cli import main
-from etl_assets.sample_data import sales_frame, write_sales_csv
+from etl_assets.datasets.samples import sales_frame, write_sales_csv
 
 
 @pytest.fixture

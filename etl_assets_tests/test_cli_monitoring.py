@@ -18,7 +18,7 @@ from dagster._daemon.types import DaemonHeartbeat
 from ops_seed import EXPECTED, seed_ledger
 
 from etl_assets.cli import main
-from etl_assets.commands.watch import Refresher, duration, progress_bar
+from etl_assets.cli.watch_view import Refresher, duration, progress_bar
 from etl_assets.db import utcnow
 from etl_assets.reference_api import ReferenceApiServer
 from etl_assets.reference_api.server import Fault

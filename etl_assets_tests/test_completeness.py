@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from conftest import Platform
 
 from etl_assets.cli import main
-from etl_assets.completeness import date_runs
-from etl_assets.publisher import publish_file, source_archive
-from etl_assets.sample_data import sales_frame, write_sales_csv
+from etl_assets.datasets.samples import sales_frame, write_sales_csv
+from etl_assets.intake.publisher import publish_file, source_archive
+from etl_assets.warehouse.completeness import date_runs
 
 LOADED = {  # store -> days of March 2024 it has rows for
     "STORE-A": [1, 2, 4, 5],

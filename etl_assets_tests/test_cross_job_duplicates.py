@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from conftest import Platform
 
+from etl_assets.datasets.samples import sales_frame, write_sales_csv
+from etl_assets.intake.publisher import publish_file, source_archive
 from etl_assets.ledger import JobStatus
-from etl_assets.publisher import publish_file, source_archive
-from etl_assets.sample_data import sales_frame, write_sales_csv
 
 
 def test_a_line_in_two_files_is_loaded_once_and_the_later_job_wins(platform: Platform) -> None:

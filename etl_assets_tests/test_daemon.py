@@ -12,14 +12,14 @@ import dagster as dg
 import pytest
 from processes import REPO, background, wait_until_finished, wait_until_runs_end
 
-from etl_assets.assets.downstream import DOWNSTREAM_JOB
 from etl_assets.config import Settings
+from etl_assets.datasets.samples import corrupt, sales_frame, write_sales_csv
 from etl_assets.db import engine_for
 from etl_assets.definitions import defs
-from etl_assets.instance import write_dagster_home
+from etl_assets.downstream.assets import DOWNSTREAM_JOB
+from etl_assets.downstream.tables import latest_event_id
 from etl_assets.ledger import JobStatus, Ledger
-from etl_assets.sample_data import corrupt, sales_frame, write_sales_csv
-from etl_assets.warehouse.downstream import latest_event_id
+from etl_assets.runtime.instance import write_dagster_home
 
 DAEMON = Path(sys.executable).with_name("dagster-daemon")
 

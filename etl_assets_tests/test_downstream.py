@@ -12,13 +12,13 @@ import pytest
 import sqlalchemy as sa
 from conftest import Platform
 
-from etl_assets.assets.downstream import DOWNSTREAM_JOB
-from etl_assets.events import list_events
+from etl_assets.datasets.samples import sales_frame, write_sales_csv
+from etl_assets.downstream.assets import DOWNSTREAM_JOB
+from etl_assets.downstream.tables import refresh_customer_rfm, refresh_daily_sales
+from etl_assets.events.store import list_events
+from etl_assets.intake.publisher import publish_file, source_archive
 from etl_assets.pipeline.row_retry import Enrichment, retry_rows
-from etl_assets.publisher import publish_file, source_archive
 from etl_assets.resources.apis import api_clients
-from etl_assets.sample_data import sales_frame, write_sales_csv
-from etl_assets.warehouse.downstream import refresh_customer_rfm, refresh_daily_sales
 from etl_assets.warehouse.verify import totals_disagree
 
 

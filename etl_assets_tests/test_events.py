@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from conftest import Platform
 
-from etl_assets import events
 from etl_assets.cli import main
-from etl_assets.events import (
+from etl_assets.events import store as events
+from etl_assets.events.store import (
     TRANSACTION_PARSED,
     Event,
     list_events,
@@ -58,7 +58,7 @@ def handlers() -> Iterator[dict[str, Flaky]]:
 def test_every_event_and_each_handler_outcome_is_recorded(
     engine: sa.Engine, handlers: dict[str, Flaky], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level("INFO", logger="etl_assets.events")
+    caplog.set_level("INFO", logger="etl_assets.events.store")
     event_id = publish_event("forecast.requested", {"products": ["SKU-0001"]}, engine=engine)
 
     assert [e.payload for e in handlers["works"].seen] == [{"products": ["SKU-0001"]}]

@@ -21,7 +21,7 @@ from test_monitoring_docs import runs_on, sql_blocks
 from etl_assets.db import create_engine, utcnow
 from etl_assets.ledger import ErrorType, JobStatus, Ledger
 from etl_assets.ledger.schema import jobs
-from etl_assets.retention import _candidates
+from etl_assets.ops.retention import _candidates
 
 SEEDED_JOBS = 100_000
 

@@ -51,7 +51,7 @@ def test_job_work_names_the_job_once(
     platform_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
 ) -> None:
     configure_logging("INFO")
-    log = logging.getLogger("etl_assets.tracking")
+    log = logging.getLogger("etl_assets.runs.tracking")
     with job_logging("01JOB"):
         log.warning("step failed")
         log.info("loaded: job=%s, created 3", "01JOB")
@@ -67,7 +67,7 @@ def test_log_level_is_honoured(
     platform_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
 ) -> None:
     configure_logging("warning")
-    log = logging.getLogger("etl_assets.publisher")
+    log = logging.getLogger("etl_assets.intake.publisher")
     log.info("hidden")
     log.warning("shown")
     assert lines(capsys.readouterr().err) == [("WARNING", "publisher", "shown")]
@@ -116,7 +116,7 @@ def test_the_run_event_log_shows_the_platform_lines(
     import yaml
 
     from etl_assets.definitions import build_definitions
-    from etl_assets.local_runner import LocalDaemon
+    from etl_assets.runtime.local_daemon import LocalDaemon
 
     configure_logging("INFO")
     python_logs = yaml.safe_load((REPO / "dagster.yaml").read_text())["python_logs"]

@@ -27,12 +27,12 @@ from ops_seed import C_ERROR, EXPECTED, free_port, seed_ledger
 
 from etl_assets.cli import main
 from etl_assets.config import Settings
+from etl_assets.datasets.samples import corrupt, sales_frame, write_sales_csv
 from etl_assets.db import create_engine, utcnow
 from etl_assets.ops import read_model as rm
 from etl_assets.ops.api import create_app
 from etl_assets.reference_api import ReferenceApiServer
 from etl_assets.reference_api.server import Fault
-from etl_assets.sample_data import corrupt, sales_frame, write_sales_csv
 
 VIEWER, OPERATOR = "viewer-secret-1", "operator-secret-1"
 UI = "http://dagster.test:3000"

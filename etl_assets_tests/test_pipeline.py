@@ -15,12 +15,12 @@ from conftest import Platform
 
 from etl_assets.config import Settings
 from etl_assets.datasets.sales import sales_fact
+from etl_assets.datasets.samples import sales_frame, write_sales_csv
 from etl_assets.definitions import build_definitions
-from etl_assets.events import events
+from etl_assets.events.store import events
+from etl_assets.intake.publisher import publish_file, source_archive
 from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger
-from etl_assets.publisher import publish_file, source_archive
 from etl_assets.reference_api import Fault, ReferenceApiServer
-from etl_assets.sample_data import sales_frame, write_sales_csv
 from etl_assets.warehouse import load as load_module
 
 

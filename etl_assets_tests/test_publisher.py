@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from etl_assets.errors import PermanentError
+from etl_assets.intake.publisher import publish_file, publish_inbox, settled_inbox_files
 from etl_assets.ledger import JobStatus, Ledger
-from etl_assets.publisher import publish_file, publish_inbox, settled_inbox_files
 
 CSV = "order_id,order_date,customer_id,sku,quantity,unit_price,currency,store_id\n"
 

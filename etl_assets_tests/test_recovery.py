@@ -23,7 +23,7 @@ from etl_assets.db import create_engine, utcnow
 from etl_assets.definitions import build_definitions
 from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger
 from etl_assets.ledger.schema import jobs
-from etl_assets.recovery import Action, diagnose
+from etl_assets.runs.recovery import Action, diagnose
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 STALE_BEFORE = NOW - dt.timedelta(minutes=5)
@@ -264,7 +264,7 @@ def test_the_database_going_away_mid_job_costs_at_most_an_attempt(
     from tcp_proxy import TcpProxy
 
     from etl_assets.db import engine_for
-    from etl_assets.local_runner import LocalDaemon
+    from etl_assets.runtime.local_daemon import LocalDaemon
     from etl_assets.warehouse import load as load_module
 
     target = make_url(emptied(postgres_url))
@@ -327,7 +327,7 @@ def test_two_dispatchers_under_load_never_start_a_job_twice(
     """Two dispatch sensors (separate engines, as in two code servers) over 400 jobs."""
     from conftest import emptied
 
-    from etl_assets.local_runner import LocalDaemon
+    from etl_assets.runtime.local_daemon import LocalDaemon
 
     url = emptied(postgres_url)
     settings = Settings(data_dir=str(tmp_path), database_url=url, batch_size=25).resolved()

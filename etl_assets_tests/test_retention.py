@@ -14,11 +14,11 @@ from click.testing import CliRunner
 
 from etl_assets.cli import main
 from etl_assets.db import utcnow
-from etl_assets.events import events, record_event
+from etl_assets.downstream.tables import downstream_watermarks
+from etl_assets.events.store import events, record_event
 from etl_assets.ledger import JobStatus, Ledger
 from etl_assets.ledger.schema import job_attempts, jobs, pruned_jobs, quarantined_rows
-from etl_assets.retention import dagster_partition_deleter, parse_duration, prune
-from etl_assets.warehouse.downstream import downstream_watermarks
+from etl_assets.ops.retention import dagster_partition_deleter, parse_duration, prune
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 

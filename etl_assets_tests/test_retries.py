@@ -18,13 +18,13 @@ import pytest
 from conftest import Platform, platform_for
 
 from etl_assets.config import Settings
+from etl_assets.datasets.samples import sales_frame
 from etl_assets.db import utcnow
 from etl_assets.definitions import build_definitions
 from etl_assets.ledger import ErrorType, JobStatus, Ledger
 from etl_assets.reference_api import Fault, ReferenceApiServer
-from etl_assets.retries import Backoff
-from etl_assets.sample_data import sales_frame
-from etl_assets.tracking import Heartbeat, StepPolicy, job_step
+from etl_assets.runs.retries import Backoff
+from etl_assets.runs.tracking import Heartbeat, StepPolicy, job_step
 
 # ------------------------------------------------------------------------------ delays
 

@@ -12,13 +12,13 @@ import pytest
 import sqlalchemy as sa
 
 from etl_assets.config import Settings
+from etl_assets.datasets.samples import sales_frame, write_sales_csv
 from etl_assets.db import engine_for
 from etl_assets.definitions import build_definitions
 from etl_assets.ledger import ErrorType, Job, JobStatus, Ledger
 from etl_assets.ledger.schema import jobs
-from etl_assets.local_runner import LocalDaemon
 from etl_assets.resources.ledger import LedgerResource
-from etl_assets.sample_data import sales_frame, write_sales_csv
+from etl_assets.runtime.local_daemon import LocalDaemon
 
 SECOND_INBOX_SETTLE = 3600.0
 

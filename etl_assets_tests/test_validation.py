@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from etl_assets.datasets.sales import SALES_RULES
-from etl_assets.datasets.validation import ROW_NUMBER, validate_chunk
+from etl_assets.pipeline.validation import ROW_NUMBER, validate_chunk
 
 GOOD = {
     "order_id": "O1",

@@ -73,7 +73,7 @@ def run(workdir: Path) -> int:
 
 def make_inbox(inbox: Path) -> dict[str, dict[str, object]]:
     """Write the sample files; returns what each file's job should end as."""
-    from etl_assets.sample_data import corrupt, sales_frame, write_sales_csv
+    from etl_assets.datasets.samples import corrupt, sales_frame, write_sales_csv
 
     north = sales_frame(240, seed=1, order_prefix="NORTH")
     north_rejects = corrupt(north, every=40)
@@ -106,8 +106,8 @@ def run_pipeline() -> list:  # list[Job]
     from etl_assets import migrations
     from etl_assets.config import Settings
     from etl_assets.db import engine_for
-    from etl_assets.instance import write_dagster_home
-    from etl_assets.local_runner import LocalDaemon
+    from etl_assets.runtime.instance import write_dagster_home
+    from etl_assets.runtime.local_daemon import LocalDaemon
 
     settings = Settings.from_env()
     write_dagster_home(Path(os.environ["DAGSTER_HOME"]), REPO / "dagster.yaml", settings)
@@ -130,7 +130,7 @@ def run_pipeline() -> list:  # list[Job]
 
 def refresh_downstream(daemon) -> dict[str, object]:  # daemon: LocalDaemon
     """One tick of the real downstream sensor and its run: checks, daily_sales, customer_rfm."""
-    from etl_assets.assets.downstream import DOWNSTREAM_JOB
+    from etl_assets.downstream.assets import DOWNSTREAM_JOB
 
     requests = daemon.tick("downstream_sensor")
     if not requests:

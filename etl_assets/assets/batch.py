@@ -24,7 +24,7 @@ from etl_assets.resources.apis import CatalogResource, FxRatesResource
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
 from etl_assets.resources.staging import StagingResource
-from etl_assets.tracking import Heartbeat, worker_identity
+from etl_assets.runs.tracking import Heartbeat, worker_identity
 
 BATCH_JOB = "etl_batch_job"
 BATCH_TAG = "etl/batch"  # on batch runs; its value is the number of jobs in the batch

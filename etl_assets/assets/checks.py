@@ -16,9 +16,9 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 
-from etl_assets.assets.downstream import daily_sales
 from etl_assets.assets.sales import sales_fact
 from etl_assets.db import read_connection
+from etl_assets.downstream.assets import daily_sales
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
 from etl_assets.warehouse import verify

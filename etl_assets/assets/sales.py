@@ -16,7 +16,7 @@ from etl_assets.resources.apis import CatalogResource, FxRatesResource
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
 from etl_assets.resources.staging import StagingResource
-from etl_assets.tracking import job_step
+from etl_assets.runs.tracking import job_step
 
 STAGING = "staging_io_manager"
 

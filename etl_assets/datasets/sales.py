@@ -15,9 +15,9 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
-from etl_assets.datasets.validation import ROW_NUMBER, ColumnRule, Kind
 from etl_assets.db import is_postgres, metadata
 from etl_assets.ledger.dialect import dialect_insert
+from etl_assets.pipeline.validation import ROW_NUMBER, ColumnRule, Kind
 from etl_assets.warehouse.bulk import stage_rows
 
 

@@ -79,7 +79,7 @@ def terminate_run(run_id: str) -> str:
         return f"run {run_id}: stops at its next heartbeat (set DAGSTER_HOME to terminate it now)"
     import dagster as dg
 
-    from etl_assets.recovery import terminate_unless_batch
+    from etl_assets.runs.recovery import terminate_unless_batch
 
     with dg.DagsterInstance.get() as instance:
         run = instance.get_run_by_id(run_id)

@@ -36,7 +36,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from etl_assets.alerts import Alert, Thresholds
 from etl_assets.config import Settings
 from etl_assets.db import engine_for
 from etl_assets.errors import PermanentError
@@ -45,6 +44,7 @@ from etl_assets.ledger.errors import IllegalTransition, JobNotFound
 from etl_assets.ledger.quarantine import RowStatus
 from etl_assets.ops import actions, health, prometheus
 from etl_assets.ops import read_model as rm
+from etl_assets.ops.alerts import Alert, Thresholds
 from etl_assets.ops.examples import EXAMPLES
 
 logger = logging.getLogger(__name__)
@@ -446,7 +446,7 @@ def _add_job_routes(app: FastAPI) -> None:
         """Archive the file and create its pending job. The same content for the same dataset
         answers 200 with the existing job and `duplicate: true`; a new job answers 201."""
         settings, engine = _state(request)
-        from etl_assets.publisher import publish_file, source_archive
+        from etl_assets.intake.publisher import publish_file, source_archive
 
         with tempfile.TemporaryDirectory(prefix="etl-upload-") as folder:
             path = _receive_csv(file, Path(folder), settings, dataset)
@@ -523,7 +523,7 @@ def _receive_csv(file: UploadFile, folder: Path, settings: Settings, dataset: st
     """Copy the upload into `folder` under its own (sanitized) name, checking size and that it
     is a CSV file of the dataset; raises ApiError naming what is wrong."""
     from etl_assets.datasets import get_dataset
-    from etl_assets.datasets.csv_source import read_header
+    from etl_assets.pipeline.csv_source import read_header
 
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(file.filename or "upload.csv").name)[:200]
     if not name.lower().endswith(CSV_SUFFIX):

@@ -2,7 +2,7 @@
 
 Ready means the ops API can serve and jobs can move: the database answers, its schema is the
 one this code needs, and (when a Dagster instance is configured through DAGSTER_HOME) no
-`daemon_heartbeat` alert fires. The other alert rules of `etl_assets.alerts` (failure rate,
+`daemon_heartbeat` alert fires. The other alert rules of `etl_assets.ops.alerts` (failure rate,
 retry exhaustion, stuck jobs, pending queue) do not make the platform unready, but each one
 firing lowers the score, and its message is one of the reasons. The rules and their
 thresholds (the ALERT_* settings, STUCK_AFTER_SECONDS) are the alerts module's: this module
@@ -22,9 +22,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from etl_assets import alerts
-from etl_assets.alerts import Alert, Thresholds
 from etl_assets.db import read_connection, utcnow
+from etl_assets.ops import alerts
+from etl_assets.ops.alerts import Alert, Thresholds
 
 logger = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ import pandas as pd
 import sqlalchemy as sa
 
 from etl_assets.datasets import get_dataset
-from etl_assets.datasets.csv_source import read_header
 from etl_assets.datasets.sales import transform_sales
-from etl_assets.datasets.validation import ROW_NUMBER, validate_chunk
 from etl_assets.ledger import Job, JobStatus, Ledger, quarantine
 from etl_assets.ledger.quarantine import RowStatus
+from etl_assets.pipeline.csv_source import read_header
+from etl_assets.pipeline.validation import ROW_NUMBER, validate_chunk
 from etl_assets.resources.apis import CatalogResource, FxRatesResource
 from etl_assets.warehouse.bulk import upsert_rows
 from etl_assets.warehouse.parsed import dispatch_after_commit, record_rows_parsed

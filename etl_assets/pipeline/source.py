@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from etl_assets.datasets import get_dataset
-from etl_assets.datasets.csv_source import read_chunks, read_header
-from etl_assets.datasets.validation import validate_chunk
 from etl_assets.errors import PermanentError
 from etl_assets.ledger import Job, Ledger, quarantine
+from etl_assets.pipeline.csv_source import read_chunks, read_header
+from etl_assets.pipeline.validation import validate_chunk
 from etl_assets.resources.staging import ChunkWriter, StagedChunks
-from etl_assets.tracking import Heartbeat
+from etl_assets.runs.tracking import Heartbeat
 
 VALIDATE_STAGE = "validate"
 

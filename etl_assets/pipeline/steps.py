@@ -10,7 +10,7 @@ from etl_assets.ledger import Job, Ledger
 from etl_assets.pipeline.source import SourceRows, stage_source_rows
 from etl_assets.pipeline.transform import SalesLinesToLoad
 from etl_assets.resources.staging import StagingResource
-from etl_assets.tracking import StepPolicy, job_step
+from etl_assets.runs.tracking import StepPolicy, job_step
 from etl_assets.warehouse.load import load_job
 from etl_assets.warehouse.parsed import dispatch_job_events
 

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from etl_assets.retries import Backoff
-from etl_assets.tracking import StepPolicy
+from etl_assets.runs.retries import Backoff
+from etl_assets.runs.tracking import StepPolicy
 
 
 class PipelineSettingsResource(dg.ConfigurableResource):

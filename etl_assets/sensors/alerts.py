@@ -9,8 +9,8 @@ import json
 
 import dagster as dg
 
-from etl_assets.alerts import Alert, Notifier, Thresholds, current_alerts, notifier_for
 from etl_assets.config import Settings
+from etl_assets.ops.alerts import Alert, Notifier, Thresholds, current_alerts, notifier_for
 from etl_assets.resources.ledger import LedgerResource
 
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from etl_assets.intake.publisher import publish_inbox, source_archive
 from etl_assets.partitions import job_partitions
-from etl_assets.publisher import publish_inbox, source_archive
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.staging import StagingResource
 

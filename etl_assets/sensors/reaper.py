@@ -5,9 +5,9 @@ import datetime as dt
 import dagster as dg
 
 from etl_assets.db import utcnow
-from etl_assets.recovery import apply, diagnose, find_run
 from etl_assets.resources.ledger import LedgerResource
-from etl_assets.retries import Backoff
+from etl_assets.runs.recovery import apply, diagnose, find_run
+from etl_assets.runs.retries import Backoff
 
 
 def build_reaper_sensor(

@@ -8,9 +8,9 @@ import dagster as dg
 from etl_assets.assets.batch import BATCH_TAG, JOB_TAG_PREFIX
 from etl_assets.ledger import ErrorType, JobStatus
 from etl_assets.ledger.errors import JobNotFound
-from etl_assets.recovery import Action, Verdict, apply
 from etl_assets.resources.ledger import LedgerResource
-from etl_assets.retries import Backoff
+from etl_assets.runs.recovery import Action, Verdict, apply
+from etl_assets.runs.retries import Backoff
 
 if TYPE_CHECKING:  # dagster does not export the type define_asset_job returns
     from dagster._core.definitions.unresolved_asset_job_definition import (

@@ -13,7 +13,7 @@ from typing import Any
 from etl_assets.datasets import get_dataset
 from etl_assets.ledger import Job, Ledger, quarantine
 from etl_assets.pipeline.transform import SalesLinesToLoad
-from etl_assets.tracking import Heartbeat
+from etl_assets.runs.tracking import Heartbeat
 from etl_assets.warehouse.bulk import upsert_rows
 from etl_assets.warehouse.parsed import collect_touched, record_transaction_parsed
 

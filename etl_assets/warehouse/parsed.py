@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from etl_assets.events import TRANSACTION_PARSED, dispatch_event, events, record_event
+from etl_assets.events.store import TRANSACTION_PARSED, dispatch_event, events, record_event
 from etl_assets.ledger import Job
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from etl_assets.datasets.sales import dim_customer, dim_product, sales_fact
+from etl_assets.downstream.tables import absorbed_facts, daily_sales, watermark
 from etl_assets.ledger.schema import jobs, pruned_jobs
-from etl_assets.warehouse.downstream import absorbed_facts, daily_sales, watermark
 
 SAMPLE = 20
 # Rows of these jobs may be in the fact table while the job loads (chunks commit one by one).

@@ -1,7 +1,7 @@
 """The Celery app that warm run workers serve (the production profile's run launcher).
 
 Dagster's `CeleryRunLauncher` sends each run to the broker as a task; a worker started with
-`etl worker` (that is, `celery -A etl_assets.celery_app worker`) executes it in a process
+`etl worker` (that is, `celery -A etl_assets.runtime.celery_app worker`) executes it in a process
 that has already imported Dagster, pandas and this code, so a run starts in a fraction of a
 second instead of the ~3 s a new interpreter costs. The broker, result backend and queue
 come from CELERY_BROKER_URL, CELERY_RESULT_BACKEND and CELERY_QUEUE (etl_assets/config.py);

@@ -10,8 +10,8 @@ import datetime as dt
 import click
 
 from etl_assets.cli import _echo_json, _settings, format_table, main, reports_errors
-from etl_assets.completeness import Completeness, check_completeness
 from etl_assets.db import engine_for
+from etl_assets.warehouse.completeness import Completeness, check_completeness
 
 GAPS_SHOWN = 5  # per store in the table; --json lists them all
 

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 
 from etl_assets.datasets.sales import MONEY, sales_fact
 from etl_assets.db import UTCDateTime, is_postgres, metadata, utcnow
-from etl_assets.events import TRANSACTION_PARSED, events
+from etl_assets.events.store import TRANSACTION_PARSED, events
 from etl_assets.ledger.schema import completed_job_ids
 
 # The keys a refresh recomputes go into a session-private table, so one set-based DELETE and

@@ -34,7 +34,7 @@ from etl_assets.errors import ClassifiedError, classify
 from etl_assets.ledger import ErrorType, Job, Ledger
 from etl_assets.ledger.errors import IllegalTransition, JobNotFound, JobNotOwned
 from etl_assets.logs import job_logging
-from etl_assets.retries import Backoff
+from etl_assets.runs.retries import Backoff
 
 logger = logging.getLogger(__name__)
 

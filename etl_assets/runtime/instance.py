@@ -36,7 +36,7 @@ def instance_config(
     if settings.celery_broker_url:
         # Warm run workers (`etl worker`): runs start in an already-loaded process.
         config["run_launcher"] = {
-            "module": "etl_assets.celery_launcher",  # dagster-celery's, see the module
+            "module": "etl_assets.runtime.celery_launcher",  # dagster-celery's, see the module
             "class": "CeleryRunLauncher",
             "config": {
                 "broker": {"env": "CELERY_BROKER_URL"},

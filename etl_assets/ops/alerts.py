@@ -281,7 +281,7 @@ class Notifier(Protocol):
 
 
 class LogNotifier:
-    """Logs each alert on the `etl_assets.alerts` logger (the default notifier)."""
+    """Logs each alert on the `etl_assets.ops.alerts` logger (the default notifier)."""
 
     def notify(self, alert: Alert, state: str) -> None:
         """Log the alert: an error when critical and firing, else a warning or info."""

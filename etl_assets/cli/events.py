@@ -9,7 +9,7 @@ import click
 
 from etl_assets.cli import _cell, _echo_json, _settings, format_table, main, reports_errors
 from etl_assets.db import engine_for
-from etl_assets.events import EVENT_STATUSES, list_events, retry_events
+from etl_assets.events.store import EVENT_STATUSES, list_events, retry_events
 
 EVENT_COLUMNS = ("id", "topic", "job_id", "status", "created_at", "handlers")
 

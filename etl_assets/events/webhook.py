@@ -11,7 +11,7 @@ from __future__ import annotations
 import requests
 
 from etl_assets.config import Settings
-from etl_assets.events import ALL_TOPICS, Event, register_handler
+from etl_assets.events.store import ALL_TOPICS, Event, register_handler
 
 WEBHOOK = "webhook"
 

@@ -30,10 +30,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from etl_assets.db import is_postgres, utcnow
-from etl_assets.events import events
+from etl_assets.downstream.tables import absorbed_everywhere
+from etl_assets.events.store import events
 from etl_assets.ledger.models import JobStatus
 from etl_assets.ledger.schema import jobs, pruned_jobs
-from etl_assets.warehouse.downstream import absorbed_everywhere
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -178,7 +178,7 @@ def _delete_files(
     engine: Engine, staging_dir: Path, batch: list[sa.Row[tuple[str, str]]], removed: list[str]
 ) -> int:
     """Delete the removed jobs' staging folders and the archived sources no job still uses."""
-    from etl_assets.publisher import source_archive
+    from etl_assets.intake.publisher import source_archive
     from etl_assets.resources.staging import StagingResource
 
     staging = StagingResource(base_dir=str(staging_dir))

@@ -234,7 +234,7 @@ def check_dagster(env: Mapping[str, str], settings: Settings) -> list[Check]:
 def _daemon_check(home: str, settings: Settings) -> Check:
     import dagster as dg
 
-    from etl_assets.alerts import daemon_heartbeat_age
+    from etl_assets.ops.alerts import daemon_heartbeat_age
 
     try:
         with dg.DagsterInstance.from_config(home) as instance:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from etl_assets.alerts import Alert
 from etl_assets.ops import read_model as rm
+from etl_assets.ops.alerts import Alert
 
 # (title, columns, rows); with no columns, each row's one cell is printed as a line.
 Section = tuple[str, Sequence[str], list[list[Any]]]

@@ -2,7 +2,7 @@
 
 Both are unpartitioned SQL tables that depend on `sales_fact` (so the lineage graph shows
 them below it) and are recomputed incrementally from the `transaction.parsed` events of the
-jobs that loaded since their watermark (see `etl_assets.warehouse.downstream`).
+jobs that loaded since their watermark (see `etl_assets.downstream.tables`).
 
 Why a sensor and not declarative automation: an unpartitioned asset below the per-job
 dynamic partitions depends on *every* job partition, and `AutomationCondition.eager()` does
@@ -20,14 +20,14 @@ import dagster as dg
 
 from etl_assets.assets.sales import sales_fact
 from etl_assets.db import read_connection
-from etl_assets.resources.ledger import LedgerResource
-from etl_assets.warehouse.downstream import (
+from etl_assets.downstream.tables import (
     Refresh,
     latest_event_id,
     refresh_customer_rfm,
     refresh_daily_sales,
     watermark,
 )
+from etl_assets.resources.ledger import LedgerResource
 
 if TYPE_CHECKING:  # dagster does not export the type define_asset_job returns
     from dagster._core.definitions.unresolved_asset_job_definition import (

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 import click
 import sqlalchemy.exc as sa_exc
 
-from etl_assets.commands import stats as stats_view
-from etl_assets.commands import watch as watch_view
+from etl_assets.cli import stats_view, watch_view
+from etl_assets.cli.api import api_command
 from etl_assets.config import Settings, mask_secret
 from etl_assets.db import engine_for, utcnow
 from etl_assets.errors import PermanentError
@@ -31,7 +31,6 @@ from etl_assets.ledger.models import FINISHED_STATUSES
 from etl_assets.ledger.quarantine import RowStatus
 from etl_assets.logs import configure_logging
 from etl_assets.ops import actions
-from etl_assets.ops.cli import api_command
 from etl_assets.ops.read_model import (
     MAX_PAGE,
     FailedRowFilters,
@@ -160,7 +159,7 @@ def submit(
     files: Sequence[Path], dataset: str, title: str | None, priority: int, as_json: bool
 ) -> None:
     """Submit CSV FILES as pending jobs; the same content twice is reported as a duplicate."""
-    from etl_assets.publisher import publish_file, source_archive
+    from etl_assets.intake.publisher import publish_file, source_archive
 
     settings = _settings()
     ledger = _ledger(settings)
@@ -309,7 +308,7 @@ def jobs_show(job_id: str, as_json: bool) -> None:
 def jobs_stats(window_hours: int, as_json: bool) -> None:
     """Jobs per status, retries, failure rate, average duration, queue depth by priority,
     stuck jobs, recent failures and the alerts firing now."""
-    from etl_assets.alerts import Thresholds, current_alerts
+    from etl_assets.ops.alerts import Thresholds, current_alerts
 
     settings = _settings()
     engine = engine_for(settings)
@@ -545,7 +544,7 @@ def watch(
 def doctor(as_json: bool) -> None:
     """Check configuration, database, migrations, enrichment APIs, the Dagster instance and
     daemon, stuck jobs and dead letters; say what to fix. Exits 1 if a check FAILs."""
-    from etl_assets.commands.doctor import Status, run_checks, summary
+    from etl_assets.cli.doctor import Status, run_checks, summary
 
     checks = run_checks()
     if as_json:
@@ -596,7 +595,7 @@ def worker(concurrency: int, name: str | None) -> None:
     if not os.environ.get("DAGSTER_HOME"):
         raise click.ClickException("set DAGSTER_HOME to the daemon's Dagster home")
     args = [
-        sys.executable, "-m", "celery", "-A", "etl_assets.celery_app", "worker",
+        sys.executable, "-m", "celery", "-A", "etl_assets.runtime.celery_app", "worker",
         "--queues", settings.celery_queue,
         "--concurrency", str(concurrency),
         "--prefetch-multiplier", "1",  # take one run at a time: the queue keeps the order
@@ -624,8 +623,8 @@ def prune(
     as_json: bool,
 ) -> None:
     """Remove old finished jobs from the ledger, their files and their Dagster partitions."""
-    from etl_assets.retention import dagster_partition_deleter, parse_duration
-    from etl_assets.retention import prune as prune_jobs
+    from etl_assets.ops.retention import dagster_partition_deleter, parse_duration
+    from etl_assets.ops.retention import prune as prune_jobs
 
     try:
         keep = parse_duration(older_than)
@@ -671,7 +670,7 @@ def prune(
 )
 def dagster_home(template: Path) -> None:
     """Write $DAGSTER_HOME/dagster.yaml from TEMPLATE and the settings in force."""
-    from etl_assets.instance import initialize_pools, write_dagster_home
+    from etl_assets.runtime.instance import initialize_pools, write_dagster_home
 
     home = os.environ.get("DAGSTER_HOME")
     if not home:
@@ -729,7 +728,7 @@ def _echo_json(value: Any) -> None:
 
 
 main.add_command(api_command)  # etl api: the ops HTTP API and dashboard (etl_assets/ops)
-from etl_assets import events_cli, validate_cli  # noqa: E402, F401 - add `etl events`, `etl validate`
+from etl_assets.cli import events, validate  # noqa: E402, F401 - add `etl events`, `etl validate`
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -122,7 +122,7 @@ def _ensure_platform_handlers() -> None:
         return
     _platform_handlers_registered = True
     from etl_assets.config import Settings
-    from etl_assets.event_handlers import register_platform_handlers
+    from etl_assets.events.webhook import register_platform_handlers
 
     register_platform_handlers(Settings.from_env())
 

@@ -1,0 +1,1 @@
+"""Downstream tables built from what jobs loaded, refreshed after loads."""

@@ -1,0 +1,1 @@
+"""Events: an outbox table, handlers per topic, every outcome kept."""

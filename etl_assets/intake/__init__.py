@@ -1,0 +1,1 @@
+"""Files in: the inbox and `etl submit` become pending jobs."""

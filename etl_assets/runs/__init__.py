@@ -1,0 +1,1 @@
+"""Keeping the ledger true while Dagster runs a job: steps, heartbeats, retries, the reaper."""

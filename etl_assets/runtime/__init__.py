@@ -1,0 +1,1 @@
+"""How Dagster runs the code: instance file, Celery run workers, in-process daemon, memory."""
