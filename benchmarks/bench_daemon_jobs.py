@@ -128,7 +128,9 @@ def main() -> None:
             runs += instance.get_runs(dg.RunsFilter(job_name=BATCH_JOB))
             records = instance.get_run_records(dg.RunsFilter(job_name=ETL_JOB))
             records += instance.get_run_records(dg.RunsFilter(job_name=BATCH_JOB))
-            events = instance.fetch_materializations(dg.AssetKey("sales_fact"), limit=args.jobs * 2)
+            events = instance.fetch_materializations(
+                dg.AssetKey(["sales", "sales_fact"]), limit=args.jobs * 2
+            )
             per_partition = Counter(
                 r.asset_materialization.partition for r in events.records if r.asset_materialization
             )

@@ -36,6 +36,16 @@ class Settings:
     )
     inbox_dir: str = _setting("", "Folder watched for new CSV files, one sub-folder per dataset.")
     staging_dir: str = _setting("", "Folder for per-job intermediate chunks and archived sources.")
+    dataset_modules: str = _setting(
+        "",
+        "Comma-separated Python modules that declare and register datasets of your own "
+        "(imported before the code location is built).",
+    )
+    migrations_dirs: str = _setting(
+        "",
+        "Comma-separated folders of alembic revisions kept outside the package (your own "
+        "datasets' tables); `etl db upgrade` applies them too.",
+    )
     batch_size: int = _setting(20, "Pending jobs the dispatch sensor claims per tick.")
     jobs_per_run: int = _setting(
         10, "Small jobs run together in one batch run (1: every job in its own run)."
@@ -156,6 +166,16 @@ class Settings:
             inbox_dir=self.inbox_dir or str(data / "inbox"),
             staging_dir=self.staging_dir or str(data / "staging"),
         )
+
+    @property
+    def dataset_module_names(self) -> list[str]:
+        """DATASET_MODULES as a list."""
+        return [name.strip() for name in self.dataset_modules.split(",") if name.strip()]
+
+    @property
+    def migration_dirs(self) -> list[Path]:
+        """MIGRATIONS_DIRS as a list of folders."""
+        return [Path(p.strip()) for p in self.migrations_dirs.split(",") if p.strip()]
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(NAME, value in force with secrets masked, description) for `etl config` and docs."""

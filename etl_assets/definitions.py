@@ -1,27 +1,30 @@
-"""The code location: assembles Definitions from the assets, job, sensors and resources."""
+"""The code location: assembles Definitions from the dataset declarations, the downstream
+tables, the sensors and the resources."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from etl_assets.assets import SALES_ASSETS, build_etl_job
-from etl_assets.assets.batch import etl_batch_job
-from etl_assets.assets.checks import WAREHOUSE_CHECKS, sales_fact_checks
+from etl_assets.assets.batch import build_batch_job
+from etl_assets.assets.factory import DatasetDefinitions, build_dataset
 from etl_assets.assets.io_manager import WarehouseIOManager
 from etl_assets.config import Settings, secret_source
+from etl_assets.datasets import all_datasets
+from etl_assets.datasets.registry import load_modules
 from etl_assets.downstream.assets import (
-    DOWNSTREAM_ASSETS,
+    DOWNSTREAM_CHECKS,
+    build_downstream_assets,
     build_downstream_job,
-    build_downstream_sensor,
 )
 from etl_assets.logs import configure_logging
-from etl_assets.resources.apis import api_clients
+from etl_assets.resources.apis import enrichment_clients
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
 from etl_assets.resources.staging import JobStagingIOManager, StagingResource
 from etl_assets.runs.retries import Backoff
 from etl_assets.sensors.alerts import build_alerts_sensor
 from etl_assets.sensors.dispatch import build_dispatch_sensor
+from etl_assets.sensors.downstream import build_downstream_sensor
 from etl_assets.sensors.inbox import build_inbox_sensor
 from etl_assets.sensors.reaper import build_reaper_sensor
 from etl_assets.sensors.run_failure import build_run_failure_sensor
@@ -46,41 +49,48 @@ def build_resources(settings: Settings) -> dict[str, object]:
         backoff_jitter=settings.backoff_jitter,
         max_in_run_wait_seconds=settings.stuck_after_seconds,
     )
-    fx_api, catalog_api = api_clients(settings, token=secret_source)
     return {
         "ledger": ledger,
         "staging": StagingResource(base_dir=settings.staging_dir),
         "pipeline": pipeline,
-        "fx_api": fx_api,
-        "catalog_api": catalog_api,
+        **enrichment_clients(settings, token=secret_source),
         "staging_io_manager": JobStagingIOManager(base_dir=settings.staging_dir),
         "warehouse_io_manager": WarehouseIOManager(ledger=ledger, pipeline=pipeline),
     }
 
 
+def build_datasets(settings: Settings) -> list[DatasetDefinitions]:
+    """The Dagster objects of every registered dataset (those of DATASET_MODULES too)."""
+    load_modules(settings.dataset_module_names)
+    return [build_dataset(dataset, settings) for dataset in all_datasets()]
+
+
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The whole code location for `settings`."""
-    etl_job = build_etl_job(settings)
-    downstream_job = build_downstream_job(dg.AssetSelection.checks(sales_fact_checks))
+    datasets = build_datasets(settings)
+    dataset_jobs = [d.job for d in datasets]
+    batch_job = build_batch_job([d.dataset for d in datasets])
+    downstream_assets = build_downstream_assets()
+    downstream_job = build_downstream_job(downstream_assets, datasets)
     backoff = Backoff.from_settings(settings)
     return dg.Definitions(
-        assets=[*SALES_ASSETS, *DOWNSTREAM_ASSETS],
-        asset_checks=WAREHOUSE_CHECKS,
-        jobs=[etl_job, etl_batch_job, downstream_job],
+        assets=[*(asset for d in datasets for asset in d.assets), *downstream_assets],
+        asset_checks=[*(d.checks for d in datasets), *DOWNSTREAM_CHECKS],
+        jobs=[*dataset_jobs, batch_job, downstream_job],
         sensors=[
-            build_downstream_sensor(downstream_job, settings.downstream_interval_seconds),
+            build_downstream_sensor(downstream_job, datasets, settings.downstream_interval_seconds),
             build_inbox_sensor(
                 settings.inbox_dir, settings.inbox_settle_seconds, settings.inbox_interval_seconds
             ),
             build_dispatch_sensor(
-                etl_job,
-                etl_batch_job,
+                dataset_jobs,
+                batch_job,
                 settings.batch_size,
                 settings.dispatch_interval_seconds,
                 settings.jobs_per_run,
                 settings.small_job_bytes,
             ),
-            build_run_failure_sensor(etl_job, etl_batch_job, backoff),
+            build_run_failure_sensor(dataset_jobs, batch_job, backoff),
             build_reaper_sensor(
                 settings.stuck_after_seconds, settings.reaper_interval_seconds, backoff
             ),

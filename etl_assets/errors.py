@@ -3,7 +3,10 @@
 DESIGN.md ("Errors"): HTTP 5xx, timeouts, connection errors, 429, database disconnects and lock
 timeouts are transient; a malformed or empty file, a missing required column, an unknown
 dataset, HTTP 4xx other than 408/429 and a job whose rows are all invalid are permanent.
-An invalid row is neither: it is quarantined and the job goes on.
+An invalid row is neither: it is quarantined and the job goes on. An exception nobody
+foresaw (a KeyError, a TypeError in the platform's or a dataset's own code) is a bug: neither
+an outage nor bad data, so it is not retried as if the network were down; its message says
+so and its traceback is kept for whoever fixes it.
 """
 
 from __future__ import annotations
@@ -77,9 +80,20 @@ def _classify(exc: BaseException) -> tuple[ErrorType, str, float | None]:
         return _classify_database(exc)
     if isinstance(exc, sa_exc.SQLAlchemyError | OSError | MemoryError):
         return ErrorType.TRANSIENT, f"{type(exc).__name__}: {exc}", None
-    # An unexpected exception may be a bug or a passing condition we did not foresee: retrying
-    # costs little, and a bug ends as transient_exhausted with its traceback in the ledger.
-    return ErrorType.TRANSIENT, f"{type(exc).__name__}: {exc}", None
+    # Retrying a bug gives the same bug three times and reads as an outage in the ledger and
+    # the alerts: fail at once, and say what it is.
+    return ErrorType.BUG, bug_message(exc), None
+
+
+def bug_message(exc: BaseException) -> str:
+    """What an operator reads about an unforeseen exception."""
+    detail = str(exc)[:300]
+    return (
+        f"a bug, not bad data or an outage: unexpected {type(exc).__name__}"
+        + (f" ({detail})" if detail else "")
+        + " in the platform's or the dataset's code; not retried. The traceback shows where; "
+        "once the code is fixed, `etl retry` the job"
+    )
 
 
 def http_error_class(status: int) -> ErrorType:

@@ -70,7 +70,7 @@ def wait_until_runs_end(instance: dg.DagsterInstance, count: int, timeout: float
     each run reports its own end; stopping the daemon or a worker earlier would cut them."""
     deadline = time.monotonic() + timeout
     while True:
-        runs = instance.get_runs(dg.RunsFilter(job_name="etl_job"))
+        runs = instance.get_runs(dg.RunsFilter(job_name="sales_job"))
         if len(runs) == count and all(run.is_finished for run in runs):
             return list(runs)
         if time.monotonic() > deadline:

@@ -10,7 +10,6 @@ import dagster as dg
 import pytest
 from conftest import Platform, platform_for
 
-from etl_assets.assets import ETL_JOB
 from etl_assets.assets.batch import BATCH_JOB, BATCH_TAG, JOB_TAG_PREFIX
 from etl_assets.config import Settings
 from etl_assets.ledger import ErrorType, Job, JobStatus
@@ -20,7 +19,7 @@ from etl_assets.runs.recovery import find_run
 from etl_assets.sensors.dispatch import plan_runs
 from etl_assets.sensors.run_failure import jobs_of_run
 
-ASSETS = ["sales_source_rows", "fx_rates", "catalog_products", "sales_fact"]
+ASSETS = ["sales/source_rows", "sales/fx_rates", "sales/catalog_products", "sales/sales_fact"]
 
 
 def claimed(job_id: str, size: int, priority: int = 0) -> Job:
@@ -43,7 +42,7 @@ def test_small_jobs_are_batched_and_the_rest_run_alone() -> None:
     assert batches[0].tags[f"{JOB_TAG_PREFIX}a"] == "1"
     assert alone == ["big", "c"]  # c, the last small job, would be a batch of one
     # The sensor targets two jobs: the daemon refuses a request that does not name its job.
-    assert {r.job_name for r in requests} == {BATCH_JOB, ETL_JOB}
+    assert {r.job_name for r in requests} == {BATCH_JOB, "sales_job"}
     assert all(r.job_name != BATCH_JOB for r in plan_runs(jobs, 1, 100))
 
 
@@ -55,7 +54,7 @@ def batched(settings: Settings, instance: dg.DagsterInstance, tmp_path: Path) ->
 
 def materialized(platform: Platform, asset: str) -> set[str]:
     instance = platform.daemon.instance
-    return set(instance.get_materialized_partitions(dg.AssetKey(asset)))
+    return set(instance.get_materialized_partitions(dg.AssetKey.from_user_string(asset)))
 
 
 def test_a_batch_loads_every_good_job_and_records_the_bad_ones(
@@ -88,7 +87,7 @@ def test_a_batch_loads_every_good_job_and_records_the_bad_ones(
     batched.run_all()  # the requeued job's backoff is short in tests: it completes now
     again = batched.ledger.get(good[0].job_id)
     assert (again.status, again.attempts) == (JobStatus.COMPLETED, 2)
-    assert materialized(batched, "sales_fact") == {job.job_id for job in good}
+    assert materialized(batched, "sales/sales_fact") == {job.job_id for job in good}
 
 
 def test_the_failure_sensor_and_the_reaper_find_the_jobs_of_a_batch_run(

@@ -6,8 +6,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from etl_assets.datasets.sales import FACT_COLUMNS, SALES, sales_fact
+from etl_assets.datasets.sales import SALES, sales_fact
 from etl_assets.warehouse.bulk import UpsertCounts, upsert_rows
+
+FACT_COLUMNS = [column.name for column in sales_fact.columns]
 
 
 def lines(job_id: str, *keys: tuple[str, str, int], quantity: int = 1) -> pd.DataFrame:
@@ -39,9 +41,7 @@ def lines(job_id: str, *keys: tuple[str, str, int], quantity: int = 1) -> pd.Dat
 
 def load(engine: sa.Engine, frame: pd.DataFrame) -> UpsertCounts:
     with engine.begin() as conn:
-        return upsert_rows(
-            conn, sales_fact, SALES.natural_key, frame, dimensions=SALES.update_dimensions
-        )
+        return upsert_rows(conn, sales_fact, SALES.natural_key, frame, dimensions=SALES.dimensions)
 
 
 def facts(engine: sa.Engine) -> list[tuple[str, str, str, int, int]]:

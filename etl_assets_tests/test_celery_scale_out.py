@@ -158,7 +158,7 @@ def test_run_monitoring_leaves_a_running_celery_run_alone(
     with dg.instance_for_test(overrides=overrides) as instance:
         run = instance.add_run(
             dg.DagsterRun(
-                job_name="etl_job",
+                job_name="sales_job",
                 run_id=str(uuid.uuid4()),
                 status=dg.DagsterRunStatus.STARTED,
                 tags={DAGSTER_CELERY_TASK_ID_TAG: str(uuid.uuid4())},

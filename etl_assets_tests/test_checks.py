@@ -12,13 +12,19 @@ import pytest
 import sqlalchemy as sa
 from conftest import Platform
 
-from etl_assets.assets.checks import FACT_CHECKS, WAREHOUSE_CHECKS
-from etl_assets.assets.sales import SALES_ASSETS
+from etl_assets.assets.factory import build_dataset
+from etl_assets.datasets.sales import SALES
 from etl_assets.db import is_postgres, utcnow
 from etl_assets.definitions import build_resources
-from etl_assets.downstream.assets import DOWNSTREAM_ASSETS, DOWNSTREAM_JOB
+from etl_assets.downstream.assets import (
+    DOWNSTREAM_CHECKS,
+    DOWNSTREAM_JOB,
+    build_downstream_assets,
+)
 from etl_assets.ops.retention import prune
+from etl_assets.warehouse.verify import all_checks
 
+FACT_CHECKS = [check.name for check in all_checks(SALES)]
 CHECKS = {*FACT_CHECKS, "daily_sales_totals_match"}
 
 
@@ -35,14 +41,12 @@ def loaded(platform: Platform) -> Platform:
 
 def run_checks(platform: Platform) -> dict[str, dg.AssetCheckEvaluation]:
     """Every warehouse check, on its own (no asset materialized, so none is blocked)."""
+    sales = build_dataset(SALES, platform.settings)
+    checks = [sales.checks, *DOWNSTREAM_CHECKS]
     defs = dg.Definitions(
-        assets=[*SALES_ASSETS, *DOWNSTREAM_ASSETS],
-        asset_checks=WAREHOUSE_CHECKS,
-        jobs=[
-            dg.define_asset_job(
-                "checks_only", selection=dg.AssetSelection.checks(*WAREHOUSE_CHECKS)
-            )
-        ],
+        assets=[*sales.assets, *build_downstream_assets()],
+        asset_checks=checks,
+        jobs=[dg.define_asset_job("checks_only", selection=dg.AssetSelection.checks(*checks))],
         resources=build_resources(platform.settings),
     )
     result = defs.resolve_job_def("checks_only").execute_in_process(
@@ -94,7 +98,7 @@ def test_a_product_missing_from_its_dimension(loaded: Platform) -> None:
     assert set(failed) == {"fact_dimensions_exist"}
     sample = failed["fact_dimensions_exist"]["offending_sample"]
     assert {row["sku"] for row in sample} == {sku}
-    assert all(row["product_missing"] and not row["customer_missing"] for row in sample)
+    assert all(row["dim_product_missing"] and not row["dim_customer_missing"] for row in sample)
 
 
 def test_a_row_of_a_job_the_ledger_does_not_know(loaded: Platform) -> None:

@@ -90,7 +90,7 @@ def test_jobs_show_prints_the_whole_error_message(
     etl: CliRunner, ids: dict[str, str], engine: sa.Engine
 ) -> None:
     """The detail view is where an operator reads why a job failed: never cut short."""
-    reason = "attempt 3/3 failed in catalog_products: ConnectionError: request to " + (
+    reason = "attempt 3/3 failed in sales/catalog_products: ConnectionError: request to " + (
         "http://catalog.internal.example:8443/v2/catalog/products failed; no attempts left"
     )
     with engine.begin() as conn:
@@ -291,7 +291,7 @@ def test_an_operator_finds_why_a_job_failed_retries_it_and_sees_it_complete(
     [failed] = run_json(etl, "jobs", "list", "--status", "failed")
     assert (failed["job_id"], failed["error_type"]) == (job.job_id, "transient_exhausted")
     shown = etl.invoke(main, ["jobs", "show", job.job_id]).output
-    assert "attempt 3/3 failed in fx_rates: HTTP 503 from" in shown
+    assert "attempt 3/3 failed in sales/fx_rates: HTTP 503 from" in shown
 
     # The API is back: retry, run, and watch the job to its end.
     api.faults.clear()

@@ -42,7 +42,8 @@ def test_missing_dates_and_gaps_per_store(cli: CliRunner) -> None:
     assert result.exit_code == 1  # gaps found
     report = json.loads(result.stdout)
     assert (report["days"], report["complete"]) == (5, False)
-    stores = {s["store_id"]: s for s in report["stores"]}
+    assert report["group_by"] == "store_id"
+    stores = {s["group"]: s for s in report["groups"]}
     assert stores["STORE-A"]["missing_dates"] == ["2024-03-03"]
     assert stores["STORE-B"]["gaps"] == [{"from": "2024-03-03", "to": "2024-03-05", "days": 3}]
     assert (stores["STORE-B"]["dates_loaded"], stores["STORE-B"]["dates_missing"]) == (2, 3)
@@ -56,14 +57,20 @@ def test_missing_dates_and_gaps_per_store(cli: CliRunner) -> None:
 
 def test_a_complete_range_exits_zero(cli: CliRunner) -> None:
     result = cli.invoke(
-        main, ["validate", "--from", "2024-03-04", "--to", "2024-03-05", "--store", "STORE-A"]
+        main,
+        [
+            *("validate", "--dataset", "sales", "--from", "2024-03-04", "--to", "2024-03-05"),
+            *("--group", "STORE-A"),
+        ],
     )
     assert result.exit_code == 0, result.output
-    assert "complete: every store has data on every date" in result.stdout
+    assert "complete: every store_id has data on every date" in result.stdout
 
 
 def test_a_reversed_range_is_a_clear_error(cli: CliRunner) -> None:
-    result = cli.invoke(main, ["validate", "--from", "2024-03-05", "--to", "2024-03-01"])
+    result = cli.invoke(
+        main, ["validate", "--dataset", "sales", "--from", "2024-03-05", "--to", "2024-03-01"]
+    )
     assert result.exit_code == 1
     assert result.output.strip() == "Error: --to 2024-03-01 is before --from 2024-03-05"
 
@@ -75,3 +82,11 @@ def test_date_runs() -> None:
         (dt.date(2024, 1, 5), dt.date(2024, 1, 5)),
         (dt.date(2024, 1, 9), dt.date(2024, 1, 9)),
     ]
+
+
+def test_a_dataset_without_completeness_columns_says_so(cli: CliRunner) -> None:
+    result = cli.invoke(
+        main, ["validate", "--dataset", "customers", "--from", "2024-03-01", "--to", "2024-03-02"]
+    )
+    assert result.exit_code == 1
+    assert "dataset 'customers' declares no completeness columns" in result.output

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from etl_assets.datasets.base import ROW_NUMBER
 from etl_assets.datasets.sales import SALES
 from etl_assets.errors import PermanentError
 from etl_assets.pipeline.csv_source import read_chunks, read_header
-from etl_assets.pipeline.validation import ROW_NUMBER
 
 HEADER = "order_id,order_date,customer_id,sku,quantity,unit_price,currency,store_id"
 ROW = "O{n},2024-01-05,C1,SKU-{n:04d},1,2.50,EUR,S1"

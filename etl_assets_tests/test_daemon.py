@@ -17,7 +17,7 @@ from etl_assets.datasets.samples import corrupt, sales_frame, write_sales_csv
 from etl_assets.db import engine_for
 from etl_assets.definitions import defs
 from etl_assets.downstream.assets import DOWNSTREAM_JOB
-from etl_assets.downstream.tables import latest_event_id
+from etl_assets.downstream.base import latest_event_id
 from etl_assets.ledger import JobStatus, Ledger
 from etl_assets.runtime.instance import write_dagster_home
 
@@ -89,7 +89,7 @@ def test_inbox_to_warehouse_through_the_daemon(
     assert jobs["broken.csv"].status is JobStatus.FAILED
 
     with dg.DagsterInstance.get() as instance:
-        runs = instance.get_runs(dg.RunsFilter(job_name="etl_job"))
+        runs = instance.get_runs(dg.RunsFilter(job_name="sales_job"))
         assert len(runs) == 3
         by_job = {run.tags["etl/job_id"]: run for run in runs}
         for job in jobs.values():
@@ -98,9 +98,12 @@ def test_inbox_to_warehouse_through_the_daemon(
             assert run.tags["dagster/partition"] == job.job_id
             expected = "SUCCESS" if job.status is JobStatus.COMPLETED else "FAILURE"
             assert run.status.value == expected
-        assert set(instance.get_dynamic_partitions("jobs")) == {j.job_id for j in jobs.values()}
+        assert set(instance.get_dynamic_partitions("sales_jobs")) == {
+            j.job_id for j in jobs.values()
+        }
 
-        # The downstream assets were materialized and every warehouse check is green.
+        # The downstream assets were materialized and every check of the dataset that
+        # loaded (sales) and of the tables refreshed is green; no other dataset's ran.
         assert refresh.status is dg.DagsterRunStatus.SUCCESS
         for asset in ("daily_sales", "customer_rfm"):
             assert instance.get_latest_materialization_event(dg.AssetKey(asset)) is not None
@@ -108,6 +111,10 @@ def test_inbox_to_warehouse_through_the_daemon(
         latest_checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
             list(check_keys)
         )
-        assert {key.name: record.status.value for key, record in latest_checks.items()} == {
-            key.name: "SUCCEEDED" for key in check_keys
+        ran = {key.to_user_string(): record.status.value for key, record in latest_checks.items()}
+        checked = {"sales/sales_fact", "daily_sales"}
+        assert ran == {
+            key.to_user_string(): "SUCCEEDED"
+            for key in check_keys
+            if key.asset_key.to_user_string() in checked
         }

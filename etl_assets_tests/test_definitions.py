@@ -22,29 +22,41 @@ def test_the_module_level_definitions_load() -> None:
     }
 
 
-def test_every_asset_is_partitioned_by_job_and_documented() -> None:
+def test_every_asset_is_partitioned_by_its_datasets_jobs_and_documented() -> None:
     graph = defs.resolve_asset_graph()
     downstream = {dg.AssetKey("daily_sales"), dg.AssetKey("customer_rfm")}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         if key in downstream:  # warehouse-wide tables below the per-job graph
             assert node.partitions_def is None, key
-            assert node.parent_keys == {dg.AssetKey("sales_fact")}, key
+            assert node.parent_keys == {dg.AssetKey(["sales", "sales_fact"])}, key
         else:
-            assert node.partitions_def == dg.DynamicPartitionsDefinition(name="jobs"), key
+            dataset = key.path[0]
+            wanted = dg.DynamicPartitionsDefinition(name=f"{dataset}_jobs")
+            assert node.partitions_def == wanted, key
+            assert node.group_name == dataset, key
         assert node.description, f"{key} has no description for the UI"
-    assert graph.get(dg.AssetKey("sales_fact")).parent_keys == {
-        dg.AssetKey("sales_source_rows"),
-        dg.AssetKey("fx_rates"),
-        dg.AssetKey("catalog_products"),
+    assert graph.get(dg.AssetKey(["sales", "sales_fact"])).parent_keys == {
+        dg.AssetKey(["sales", "source_rows"]),
+        dg.AssetKey(["sales", "fx_rates"]),
+        dg.AssetKey(["sales", "catalog_products"]),
     }
 
 
-def test_the_job_runs_every_step_in_one_process() -> None:
-    job = defs.resolve_job_def("etl_job")
+def test_a_dataset_without_enrichments_loads_straight_from_its_source() -> None:
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey(["customers", "customer_records"])).parent_keys == {
+        dg.AssetKey(["customers", "source_rows"])
+    }
+
+
+def test_each_dataset_has_its_job_running_every_step_in_one_process() -> None:
+    job = defs.resolve_job_def("sales_job")
     assert job.executor_def is dg.in_process_executor
     assert len(job.asset_layer.executable_asset_keys) == 4
     assert not job.asset_layer.asset_graph.asset_check_keys  # the checks run downstream
+    customers = defs.resolve_job_def("customers_job")
+    assert len(customers.asset_layer.executable_asset_keys) == 2
 
 
 def test_secrets_reach_resources_as_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,14 +77,14 @@ def test_each_api_has_its_concurrency_pool() -> None:
     import yaml
 
     graph = defs.resolve_asset_graph()
-    assert graph.get(dg.AssetKey("fx_rates")).pools == {"fx_api"}
-    assert graph.get(dg.AssetKey("catalog_products")).pools == {"catalog_api"}
+    assert graph.get(dg.AssetKey(["sales", "fx_rates"])).pools == {"fx_api"}
+    assert graph.get(dg.AssetKey(["sales", "catalog_products"])).pools == {"catalog_api"}
     config = yaml.safe_load((Path(__file__).parents[1] / "dagster.yaml").read_text())
     assert config["concurrency"]["pools"]["default_limit"] >= 1
 
 
 def test_the_job_retries_with_exponential_backoff_and_jitter() -> None:
-    policy = defs.resolve_job_def("etl_job").op_retry_policy
+    policy = defs.resolve_job_def("sales_job").op_retry_policy
     assert policy is not None
     assert (policy.max_retries, policy.backoff, policy.jitter) == (
         2,

@@ -14,12 +14,14 @@ from conftest import Platform
 
 from etl_assets.datasets.samples import sales_frame, write_sales_csv
 from etl_assets.downstream.assets import DOWNSTREAM_JOB
-from etl_assets.downstream.tables import refresh_customer_rfm, refresh_daily_sales
+from etl_assets.downstream.base import refresh as refresh_table
+from etl_assets.downstream.customer_rfm import CUSTOMER_RFM
+from etl_assets.downstream.daily_sales import DAILY_SALES, totals_disagree
 from etl_assets.events.store import list_events
 from etl_assets.intake.publisher import publish_file, source_archive
-from etl_assets.pipeline.row_retry import Enrichment, retry_rows
-from etl_assets.resources.apis import api_clients
-from etl_assets.warehouse.verify import totals_disagree
+from etl_assets.pipeline.row_retry import EnrichmentClients, retry_rows
+from etl_assets.resources.apis import enrichment_clients
+from etl_assets.warehouse.verify import finding
 
 
 def refresh(platform: Platform) -> dg.ExecuteInProcessResult | None:
@@ -121,8 +123,8 @@ def test_an_incremental_refresh_recomputes_what_the_job_touched_and_equals_a_reb
     with platform.ledger.engine.begin() as conn:  # a rebuild from scratch gives the same
         conn.execute(sa.text("DELETE FROM daily_sales"))
         conn.execute(sa.text("DELETE FROM customer_rfm"))
-    refresh_daily_sales(platform.ledger.engine, full=True)
-    refresh_customer_rfm(platform.ledger.engine, full=True)
+    refresh_table(platform.ledger.engine, DAILY_SALES, full=True)
+    refresh_table(platform.ledger.engine, CUSTOMER_RFM, full=True)
     rebuilt = snapshot(platform)
     for mine, theirs in zip(incremental, rebuilt, strict=True):
         pd.testing.assert_frame_equal(mine, theirs)
@@ -170,8 +172,8 @@ def test_rows_retried_from_quarantine_reach_the_downstream_tables(platform: Plat
     platform.run_all()
     assert refresh(platform).success  # type: ignore[union-attr]
     rows = {r["reason"].split(":")[0]: r for r in platform.ledger.quarantined(job.job_id)}
-    fx, catalog = api_clients(platform.settings)
-    enrichment = Enrichment(fx, catalog, platform.settings.reporting_currency)
+    clients = enrichment_clients(platform.settings)
+    enrichment = EnrichmentClients(clients, platform.settings.reporting_currency)
     fixed = retry_rows(
         platform.ledger, enrichment, row_ids=[rows["quantity"]["id"]], fixes={"quantity": "2"}
     )
@@ -196,18 +198,18 @@ def test_a_job_completing_during_a_refresh_waits_for_the_next_one(platform: Plat
     first_event, second_event = sorted(e["id"] for e in list_events(platform.ledger.engine))
     engine = platform.ledger.engine
 
-    refresh_daily_sales(engine, up_to_event_id=first_event)
+    refresh_table(engine, DAILY_SALES, up_to_event_id=first_event)
     with engine.connect() as conn:
-        assert totals_disagree(conn).passed  # B's rows are not in daily_sales yet
+        assert finding(conn, totals_disagree(conn)).passed  # B's rows are not in it yet
         units = conn.execute(sa.text("SELECT sum(units) FROM daily_sales")).scalar_one()
         a_units = conn.execute(
             sa.text("SELECT sum(quantity) FROM sales_fact WHERE order_id LIKE 'A%'")
         ).scalar_one()
     assert units == a_units
 
-    refresh_daily_sales(engine, up_to_event_id=second_event)
+    refresh_table(engine, DAILY_SALES, up_to_event_id=second_event)
     with engine.connect() as conn:
-        assert totals_disagree(conn).passed
+        assert finding(conn, totals_disagree(conn)).passed
     assert table(platform, "daily_sales", "order_date")["units"].sum() == (
         expected_daily_sales(platform)["units"].sum()
     )

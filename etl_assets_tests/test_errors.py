@@ -1,4 +1,4 @@
-"""The one mapping from failures to transient, timeout and permanent, case by case."""
+"""The one mapping from failures to transient, timeout, permanent and bug, case by case."""
 
 from __future__ import annotations
 
@@ -64,7 +64,6 @@ def test_429_keeps_retry_after() -> None:
         sa_exc.OperationalError("SELECT 1", {}, Exception("server closed the connection")),
         sa_exc.TimeoutError("QueuePool limit reached"),
         OSError("disk busy"),
-        KeyError("surprise"),  # unforeseen: retried, ends as transient_exhausted with a trace
     ],
 )
 def test_transient_failures(exc: BaseException) -> None:
@@ -85,6 +84,18 @@ def test_permanent_failures(exc: BaseException) -> None:
     error = classify(exc)
     assert error.error_type is ErrorType.PERMANENT
     assert not error.retryable
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [KeyError("order_date"), TypeError("unsupported operand"), AttributeError("no .rates")],
+)
+def test_an_unforeseen_exception_is_a_bug_not_an_outage(exc: BaseException) -> None:
+    error = classify(exc)
+    assert error.error_type is ErrorType.BUG
+    assert not error.retryable
+    assert error.message.startswith("a bug, not bad data or an outage: unexpected ")
+    assert type(exc).__name__ in error.message and "not retried" in error.message
 
 
 def test_a_stale_heartbeat_is_a_timeout() -> None:

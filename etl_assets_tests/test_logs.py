@@ -70,7 +70,7 @@ def test_log_level_is_honoured(
     log = logging.getLogger("etl_assets.intake.publisher")
     log.info("hidden")
     log.warning("shown")
-    assert lines(capsys.readouterr().err) == [("WARNING", "publisher", "shown")]
+    assert lines(capsys.readouterr().err) == [("WARNING", "intake.publisher", "shown")]
     with pytest.raises(ValueError, match="LOG_LEVEL='LOUD' is not a log level"):
         configure_logging("LOUD")
 

@@ -46,16 +46,19 @@ def test_csv_to_warehouse_to_completed(platform: Platform, instance: dg.DagsterI
     assert len(reasons) == 6 and "sku: SKU-9999 is not in the product catalog" in reasons
 
     # The UI shows each job's partition and the row counts of its materializations.
-    assert set(instance.get_dynamic_partitions("jobs")) == {north.job_id, south.job_id}
-    assert materialized(instance, "sales_source_rows", north.job_id)["rows_quarantined"] == 5
-    loaded = materialized(instance, "sales_fact", north.job_id)
+    assert set(instance.get_dynamic_partitions("sales_jobs")) == {north.job_id, south.job_id}
+    assert materialized(instance, "sales/source_rows", north.job_id)["rows_quarantined"] == 5
+    loaded = materialized(instance, "sales/sales_fact", north.job_id)
     assert (loaded["dagster/row_count"], loaded["rows_quarantined"]) == (84, 6)
 
 
 def materialized(instance: dg.DagsterInstance, asset: str, job_id: str) -> dict[str, Any]:
     """The metadata of the asset's latest materialization for one job partition."""
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[job_id]), limit=1
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey.from_user_string(asset), asset_partitions=[job_id]
+        ),
+        limit=1,
     ).records
     materialization = records[0].asset_materialization
     assert materialization is not None
@@ -123,7 +126,7 @@ def test_api_always_down_ends_in_the_dead_letter_state(
     assert dead.error_type is ErrorType.TRANSIENT_EXHAUSTED
     assert (dead.attempts, dead.retry_count) == (3, 3)  # RETRY_MAX_ATTEMPTS, in one run
     assert dead.error_message is not None
-    assert dead.error_message.startswith("attempt 3/3 failed in fx_rates: HTTP 503 from")
+    assert dead.error_message.startswith("attempt 3/3 failed in sales/fx_rates: HTTP 503 from")
     assert dead.error_message.endswith("; no attempts left")
     assert dead.error_traceback and "HTTPError" in dead.error_traceback
     attempts = platform.ledger.attempts(job.job_id)
@@ -142,7 +145,7 @@ def test_api_unreachable_is_retried_then_dead_lettered(
     platform.run_all()
     dead = platform.ledger.get(job.job_id)
     assert (dead.status, dead.error_type) == (JobStatus.FAILED, ErrorType.TRANSIENT_EXHAUSTED)
-    assert "catalog_products: ConnectionError" in (dead.error_message or "")
+    assert "sales/catalog_products: ConnectionError" in (dead.error_message or "")
 
 
 def test_fx_not_found_is_permanent(platform: Platform, api: ReferenceApiServer) -> None:

@@ -145,7 +145,7 @@ def test_reaper_cancels_a_job_whose_run_was_cancelled(
     job = platform.submit("stop.csv")
     [request] = platform.daemon.tick("dispatch_sensor")
     run = instance.create_run_for_job(
-        platform.daemon.defs.resolve_job_def("etl_job"), tags=dict(request.tags)
+        platform.daemon.defs.resolve_job_def("sales_job"), tags=dict(request.tags)
     )
     platform.ledger.begin_run(job.job_id, run.run_id)
     instance.report_run_canceled(run)
@@ -158,7 +158,7 @@ def test_reaper_leaves_queued_and_live_runs_alone(
 ) -> None:
     queued, live = platform.submit("queued.csv"), platform.submit("live.csv", seed=1)
     requests = {r.partition_key: r for r in platform.daemon.tick("dispatch_sensor")}
-    job_def = platform.daemon.defs.resolve_job_def("etl_job")
+    job_def = platform.daemon.defs.resolve_job_def("sales_job")
     # waiting to start (a QUEUED run cannot be created without a code origin)
     instance.create_run_for_job(
         job_def, tags=dict(requests[queued.job_id].tags), status=S.NOT_STARTED
@@ -188,7 +188,7 @@ from etl_assets.definitions import build_definitions
 job_id, attempt = sys.argv[1], sys.argv[2]
 defs = build_definitions(Settings.from_env())
 with dg.DagsterInstance.get() as instance:
-    defs.resolve_job_def("etl_job").execute_in_process(
+    defs.resolve_job_def("sales_job").execute_in_process(
         partition_key=job_id, instance=instance,
         tags={"etl/job_id": job_id, "etl/attempt": attempt}, raise_on_error=False,
     )
@@ -378,7 +378,7 @@ def test_etl_cancel_terminates_the_running_run(
     job = platform.submit("running.csv")
     [request] = platform.daemon.tick("dispatch_sensor")
     run = instance.create_run_for_job(
-        platform.daemon.defs.resolve_job_def("etl_job"), tags=dict(request.tags), status=S.STARTED
+        platform.daemon.defs.resolve_job_def("sales_job"), tags=dict(request.tags), status=S.STARTED
     )
     platform.ledger.begin_run(job.job_id, run.run_id)
     monkeypatch.setenv("DATABASE_URL", platform.settings.database_url)

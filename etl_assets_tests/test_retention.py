@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 
 from etl_assets.cli import main
 from etl_assets.db import utcnow
-from etl_assets.downstream.tables import downstream_watermarks
+from etl_assets.downstream.base import downstream_watermarks
 from etl_assets.events.store import events, record_event
 from etl_assets.ledger import JobStatus, Ledger
 from etl_assets.ledger.schema import job_attempts, jobs, pruned_jobs, quarantined_rows
@@ -119,7 +120,13 @@ def test_prune_removes_old_finished_jobs_and_keeps_the_rest(seeded: sa.Engine) -
 
 def test_prune_removes_the_absorbed_handled_events_of_pruned_jobs(seeded: sa.Engine) -> None:
     def event(conn: sa.Connection, job_id: str | None, status: str) -> int:
-        event_id = record_event(conn, "transaction.parsed", {"job_id": job_id}, job_id=job_id)
+        event_id = record_event(
+            conn,
+            "transaction.parsed",
+            {"job_id": job_id},
+            job_id=job_id,
+            dataset="sales" if job_id else None,
+        )
         conn.execute(sa.update(events).where(events.c.id == event_id).values(status=status))
         return event_id
 
@@ -178,18 +185,18 @@ def test_prune_deletes_partitions_staging_folders_and_unshared_sources(
     seed_job(engine, "old", JobStatus.COMPLETED, 40, source_uri=str(own))
     seed_job(engine, "old2", JobStatus.COMPLETED, 40, source_uri=str(shared))
     seed_job(engine, "keeps_shared", JobStatus.COMPLETED, 1, source_uri=str(shared))
-    instance.add_dynamic_partitions("jobs", ["old", "old2", "keeps_shared"])
+    instance.add_dynamic_partitions("sales_jobs", ["old", "old2", "keeps_shared"])
 
     report = prune(
         engine,
         older_than=dt.timedelta(days=30),
         dead_letters_older_than=dt.timedelta(days=90),
-        delete_partitions=dagster_partition_deleter(instance, "jobs"),
+        delete_partitions=dagster_partition_deleter(instance),
         staging_dir=staging,
         now=NOW,
     )
     assert report.partitions_deleted == 2
-    assert instance.get_dynamic_partitions("jobs") == ["keeps_shared"]
+    assert instance.get_dynamic_partitions("sales_jobs") == ["keeps_shared"]
     assert not own.exists() and shared.exists()
     assert not (staging / "jobs" / "old").exists()
     assert report.files_deleted == 2
@@ -198,7 +205,8 @@ def test_prune_deletes_partitions_staging_folders_and_unshared_sources(
 def test_a_job_retried_meanwhile_is_not_pruned(seeded: sa.Engine) -> None:
     calls: list[list[str]] = []
 
-    def retry_while_deleting_partitions(keys: list[str]) -> int:
+    def retry_while_deleting_partitions(keys_by_dataset: Mapping[str, list[str]]) -> int:
+        keys = [key for keys in keys_by_dataset.values() for key in keys]
         calls.append(keys)
         if "ancient_dead" in keys:  # an operator retries it between selection and delete
             Ledger(seeded).retry("ancient_dead")

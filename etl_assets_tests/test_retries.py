@@ -83,8 +83,8 @@ def test_503_twice_then_200_completes_on_attempt_3(
     attempts = platform.ledger.attempts(job.job_id)
     assert [a["outcome"] for a in attempts] == ["failed", "failed", "succeeded"]
     assert [a["error_type"] for a in attempts] == ["transient", "transient", None]
-    assert attempts[0]["error_message"].startswith("attempt 1/3 failed in fx_rates: HTTP 503")
-    assert attempts[1]["error_message"].startswith("attempt 2/3 failed in fx_rates: HTTP 503")
+    assert attempts[0]["error_message"].startswith("attempt 1/3 failed in sales/fx_rates: HTTP 503")
+    assert attempts[1]["error_message"].startswith("attempt 2/3 failed in sales/fx_rates: HTTP 503")
     assert {a["run_id"] for a in attempts} == {done.run_id}  # retried within the run
     for earlier, later in itertools.pairwise(attempts):  # one after the other
         assert earlier["ended_at"] <= later["started_at"] <= later["ended_at"]

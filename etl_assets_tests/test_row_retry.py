@@ -11,15 +11,15 @@ from conftest import Platform
 from etl_assets.cli import main
 from etl_assets.ledger import JobStatus
 from etl_assets.ledger.quarantine import list_rows
-from etl_assets.pipeline.row_retry import Enrichment, retry_rows
+from etl_assets.pipeline.row_retry import EnrichmentClients, retry_rows
 from etl_assets.reference_api import ReferenceApiServer
 from etl_assets.reference_api.server import Fault
-from etl_assets.resources.apis import api_clients
+from etl_assets.resources.apis import enrichment_clients
 
 
-def enrichment(platform: Platform) -> Enrichment:
-    fx, catalog = api_clients(platform.settings)
-    return Enrichment(fx, catalog, platform.settings.reporting_currency)
+def enrichment(platform: Platform) -> EnrichmentClients:
+    clients = enrichment_clients(platform.settings)
+    return EnrichmentClients(clients, platform.settings.reporting_currency)
 
 
 def invariant_holds(platform: Platform, job_id: str) -> bool:

@@ -19,10 +19,12 @@ def test_the_sample_run_passes() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "OK: every job ended as expected" in result.stdout
-    assert "OK: daily_sales and customer_rfm materialized; every warehouse check is green." in (
-        result.stdout
-    )
+    assert "OK: customer_rfm, daily_sales materialized; all " in result.stdout
+    assert "warehouse checks are green." in result.stdout
     rows = [line.split() for line in result.stdout.splitlines()]
-    statuses = {row[1]: row[2] for row in rows if len(row) > 2 and row[1].endswith(".csv")}
-    assert statuses["north_q1.csv"] == "completed"
-    assert statuses["no_prices.csv"] == "failed"
+    statuses = {
+        (row[1], row[2]): row[3] for row in rows if len(row) > 3 and row[2].endswith(".csv")
+    }
+    assert statuses["sales", "north_q1.csv"] == "completed"
+    assert statuses["sales", "no_prices.csv"] == "failed"
+    assert statuses["customers", "crm_export.csv"] == "completed"

@@ -41,7 +41,7 @@ def test_inbox_sensor_registers_files_and_their_partitions(
 
     [job] = ledger_for.list_jobs()
     assert (job.source_name, job.status) == ("a.csv", JobStatus.PENDING)
-    assert instance.get_dynamic_partitions("jobs") == [job.job_id]
+    assert instance.get_dynamic_partitions("sales_jobs") == [job.job_id]
     assert list(inbox.iterdir()) == []
     assert daemon.tick("inbox_sensor") == []
     assert len(ledger_for.list_jobs()) == 1
@@ -73,7 +73,7 @@ def claimed_job(ledger: Ledger, name: str) -> Job:
 
 def failed_run(instance: dg.DagsterInstance, settings: Settings, tags: dict[str, str]) -> tuple:
     defs = build_definitions(settings)
-    run = instance.create_run_for_job(defs.resolve_job_def("etl_job"), tags=tags)
+    run = instance.create_run_for_job(defs.resolve_job_def("sales_job"), tags=tags)
     event = instance.report_run_failed(run, message="resource 'ledger' failed to initialize")
     return defs, instance.get_run_by_id(run.run_id), event
 

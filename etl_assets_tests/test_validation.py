@@ -5,8 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from etl_assets.datasets.sales import SALES_RULES
-from etl_assets.pipeline.validation import ROW_NUMBER, validate_chunk
+from etl_assets.datasets.base import ROW_NUMBER
+from etl_assets.datasets.sales import SALES
+from etl_assets.pipeline.validation import validate_chunk
+
+SALES_RULES = SALES.columns
 
 GOOD = {
     "order_id": "O1",

@@ -1,10 +1,11 @@
 """The whole flow in one command, on the embedded default (SQLite, no server): `make demo`.
 
-1. creates sales CSV files (with invalid rows, a duplicate file and a broken file) in a
-   temporary inbox, and starts the reference FX and catalog APIs;
-2. runs the real inbox sensor (publisher), the real dispatch sensor and the real asset job on
-   a temporary DAGSTER_HOME and SQLite database;
-3. runs the real downstream sensor and job: the warehouse checks, then daily_sales and
+1. creates CSV files of every shipped dataset (sales with invalid rows, a duplicate file and
+   a broken file; customer records with invalid emails and countries) in a temporary inbox,
+   and starts the reference FX and catalog APIs;
+2. runs the real inbox sensor (publisher), the real dispatch sensor and the real asset jobs
+   on a temporary DAGSTER_HOME and SQLite database;
+3. runs the real downstream sensor and job: the checks of every dataset, then daily_sales and
    customer_rfm;
 4. prints the jobs table, row counts, warehouse totals and check results, and exits non-zero
    if any job did not end as expected, a downstream asset was not materialized or a check
@@ -61,7 +62,8 @@ def run(workdir: Path) -> int:
         )
         for secret in ("FX_API_TOKEN", "CATALOG_API_TOKEN"):
             os.environ.pop(secret, None)
-        expected = make_inbox(workdir / "data" / "inbox" / "sales")
+        inbox = workdir / "data" / "inbox"
+        expected = make_sales(inbox / "sales") | make_customers(inbox / "customers")
         started = time.perf_counter()
         jobs, downstream = run_pipeline()
         seconds = time.perf_counter() - started
@@ -71,8 +73,8 @@ def run(workdir: Path) -> int:
     return check(jobs, expected) or check_downstream(downstream)
 
 
-def make_inbox(inbox: Path) -> dict[str, dict[str, object]]:
-    """Write the sample files; returns what each file's job should end as."""
+def make_sales(inbox: Path) -> dict[str, dict[str, object]]:
+    """Write the sales sample files; returns what each file's job should end as."""
     from etl_assets.datasets.samples import corrupt, sales_frame, write_sales_csv
 
     north = sales_frame(240, seed=1, order_prefix="NORTH")
@@ -94,6 +96,22 @@ def make_inbox(inbox: Path) -> dict[str, dict[str, object]]:
         "south_q1.csv": {"status": "completed", "rows_total": 150, "rows_quarantined": 0},
         "docs_sample.csv": {"status": "completed", "rows_quarantined": 0},
         "no_prices.csv": {"status": "failed", "error_type": "permanent"},
+    }
+
+
+def make_customers(inbox: Path) -> dict[str, dict[str, object]]:
+    """Write the customer records: the documented sample, and the customers of the orders
+    with two invalid records (an email, a country)."""
+    from etl_assets.datasets.samples import customers_frame, write_csv
+
+    records = customers_frame(60, seed=3, first=100)
+    records.iloc[7, records.columns.get_loc("email")] = "not-an-email"
+    records.iloc[21, records.columns.get_loc("country")] = "XX"
+    write_csv(inbox / "crm_export.csv", records)
+    shutil.copy(REPO / "docs" / "sample-data" / "customers.csv", inbox / "docs_customers.csv")
+    return {
+        "crm_export.csv": {"status": "completed", "rows_total": 60, "rows_quarantined": 2},
+        "docs_customers.csv": {"status": "completed", "rows_total": 12, "rows_quarantined": 0},
     }
 
 
@@ -125,7 +143,8 @@ def run_pipeline() -> list:  # list[Job]
         daemon.drain()
         downstream = refresh_downstream(daemon)
         ledger = LedgerResource(database_url=settings.database_url).ledger
-        return sorted(ledger.list_jobs(limit=1000), key=lambda job: job.source_name), downstream
+        jobs = sorted(ledger.list_jobs(limit=1000), key=lambda job: (job.dataset, job.source_name))
+        return jobs, downstream
 
 
 def refresh_downstream(daemon) -> dict[str, object]:  # daemon: LocalDaemon
@@ -141,7 +160,8 @@ def refresh_downstream(daemon) -> dict[str, object]:  # daemon: LocalDaemon
             e.asset_key.path[-1] for e in result.get_asset_materialization_events()
         ),
         "checks": {
-            e.check_name: (e.passed, e.description) for e in result.get_asset_check_evaluations()
+            f"{e.asset_key.to_user_string()}: {e.check_name}": (e.passed, e.description)
+            for e in result.get_asset_check_evaluations()
         },
     }
 
@@ -187,6 +207,7 @@ def report(jobs: list, seconds: float, calls: dict[str, int]) -> None:
 
     columns = (
         "job_id",
+        "dataset",
         "source_name",
         "status",
         "attempts",
@@ -212,12 +233,15 @@ def report(jobs: list, seconds: float, calls: dict[str, int]) -> None:
         "sum(quantity) AS units, round(sum(amount_reporting), 2) AS revenue FROM sales_fact "
         "GROUP BY reporting_currency"
     )
-    counts = sa.text(
-        "SELECT (SELECT count(*) FROM sales_fact), (SELECT count(*) FROM dim_product), "
-        "(SELECT count(*) FROM dim_customer), (SELECT count(*) FROM quarantined_rows)"
-    )
+    from etl_assets.datasets import all_datasets
+
+    tables = [d.fact_table.name for d in all_datasets()]
+    tables += ["dim_product", "dim_customer", "quarantined_rows"]
     with read_connection(engine_for(Settings.from_env())) as conn:
-        facts, products, customers, quarantined = conn.execute(counts).one()
+        counted = [
+            (name, conn.execute(sa.text(f"SELECT count(*) FROM {name}")).scalar_one())
+            for name in tables
+        ]
         revenue = conn.execute(totals).all()
         rejected = conn.execute(
             sa.text(
@@ -226,20 +250,10 @@ def report(jobs: list, seconds: float, calls: dict[str, int]) -> None:
             )
         ).all()
     print("\nRow counts")
-    print(
-        format_table(
-            ("table", "rows"),
-            [
-                ("sales_fact", facts),
-                ("dim_product", products),
-                ("dim_customer", customers),
-                ("quarantined_rows", quarantined),
-            ],
-        )
-    )
+    print(format_table(("table", "rows"), counted))
     print("\nQuarantined rows (etl failed-rows list --job JOB_ID)")
     print(format_table(("file", "line", "stage", "reason"), rejected))
-    print("\nWarehouse totals")
+    print("\nSales totals")
     print(format_table(("currency", "lines", "orders", "units", "revenue"), revenue))
     fx_calls = sum(n for path, n in calls.items() if path.startswith("/fx/"))
     catalog_calls = sum(n for path, n in calls.items() if path.startswith("/catalog/"))
@@ -274,18 +288,26 @@ def check(jobs: list, expected: dict[str, dict[str, object]]) -> int:
 
 
 def check_downstream(downstream: dict[str, object]) -> int:
-    """0 when both downstream assets were materialized and every check is green."""
+    """0 when every downstream asset was materialized and every check of every dataset ran
+    and is green."""
+    from etl_assets.datasets import all_datasets
+    from etl_assets.downstream.assets import DOWNSTREAM_CHECKS
+    from etl_assets.downstream.registry import DOWNSTREAM
+    from etl_assets.warehouse.verify import all_checks
+
     problems = []
-    if downstream["materialized"] != ["customer_rfm", "daily_sales"]:
+    tables = sorted(table.name for table in DOWNSTREAM)
+    if downstream["materialized"] != tables:
         problems.append(f"downstream assets materialized: {downstream['materialized']}")
     checks = downstream["checks"]
-    if len(checks) != 6:
-        problems.append(f"{len(checks)} warehouse checks ran, expected 6")
+    wanted = sum(len(all_checks(d)) for d in all_datasets()) + len(DOWNSTREAM_CHECKS)
+    if len(checks) != wanted:
+        problems.append(f"{len(checks)} warehouse checks ran, expected {wanted}")
     problems += [f"check {name} is red: {why}" for name, (ok, why) in checks.items() if not ok]
     if problems:
         print("\nFAILED:\n  " + "\n  ".join(problems))
         return 1
-    print("OK: daily_sales and customer_rfm materialized; every warehouse check is green.")
+    print(f"OK: {', '.join(tables)} materialized; all {wanted} warehouse checks are green.")
     return 0
 
 

@@ -15,15 +15,16 @@ still held.
 """
 
 import logging
+from collections.abc import Sequence
 
 import dagster as dg
 
+from etl_assets.datasets import Dataset
+from etl_assets.ledger import Job
 from etl_assets.ledger.errors import IllegalTransition, JobNotFound
 from etl_assets.pipeline.whole_job import run_whole_job
-from etl_assets.resources.apis import CatalogResource, FxRatesResource
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
-from etl_assets.resources.staging import StagingResource
 from etl_assets.runs.tracking import Heartbeat, worker_identity
 
 BATCH_JOB = "etl_batch_job"
@@ -39,51 +40,69 @@ class BatchConfig(dg.Config):
     job_ids: list[str]
 
 
-@dg.op(
-    description="Run the whole pipeline of each small job in the batch, one after the other.",
-    out=dg.Out(dg.Nothing),  # everything goes to the ledger and the warehouse
-)
-def run_job_batch(
-    context: dg.OpExecutionContext,
-    config: BatchConfig,
-    ledger: LedgerResource,
-    staging: StagingResource,
-    pipeline: PipelineSettingsResource,
-    fx_api: FxRatesResource,
-    catalog_api: CatalogResource,
-) -> None:
+def build_batch_job(datasets: Sequence[Dataset]) -> dg.JobDefinition:
+    """The batch job over jobs of any of `datasets` (it needs every API client they use)."""
+    api_keys = sorted({e.resource for d in datasets for e in d.enrichments})
+
+    @dg.op(
+        name="run_job_batch",
+        description="Run the whole pipeline of each small job in the batch, one after the other.",
+        out=dg.Out(dg.Nothing),  # everything goes to the ledger and the warehouse
+        required_resource_keys={"ledger", "staging", "pipeline", *api_keys},
+    )
+    def run_job_batch(context: dg.OpExecutionContext, config: BatchConfig) -> None:
+        """Every job of the batch (see the module doc)."""
+        _run_batch(context, config, api_keys)
+
+    @dg.job(
+        name=BATCH_JOB,
+        executor_def=dg.in_process_executor,  # one op; and Celery's run workers cannot fork
+        description="Validate, enrich, transform and load a batch of small CSV jobs in one run.",
+    )
+    def etl_batch_job() -> None:
+        """One op: every job of the batch (see the module doc)."""
+        run_job_batch()
+
+    return etl_batch_job
+
+
+def _run_batch(context: dg.OpExecutionContext, config: BatchConfig, api_keys: list[str]) -> None:
     """Every job of the batch, each recorded in the ledger and, when it completes, as a
     materialization of each asset for its partition."""
     run_id = context.run_id
-    heartbeats = _attach(ledger, config.job_ids, run_id, pipeline)
+    resources = context.resources
+    ledger: LedgerResource = resources.ledger
+    clients = {key: getattr(resources, key) for key in api_keys}
+    heartbeats = _attach(ledger, config.job_ids, run_id, resources.pipeline)
     outcomes: dict[str, str] = {}
     try:
         for job_id in config.job_ids:
             if job_id not in heartbeats:
                 outcomes[job_id] = "skipped: held elsewhere or finished"
                 continue
+            job, heartbeat = heartbeats[job_id]
             try:
                 metadata = run_whole_job(
                     job_id,
+                    job.dataset,
                     run_id,
                     ledger=ledger,
-                    staging=staging,
-                    pipeline=pipeline,
-                    fx_api=fx_api,
-                    catalog_api=catalog_api,
+                    staging=resources.staging,
+                    pipeline=resources.pipeline,
+                    clients=clients,
                 )
             except dg.Failure as failure:  # already recorded in the ledger by job_step
                 outcomes[job_id] = f"not completed: {failure.description}"
                 continue
             finally:
-                heartbeats.pop(job_id).stop()
-            for asset_name, values in metadata.items():
+                heartbeats.pop(job_id)[1].stop()
+            for key, values in metadata.items():
                 context.log_event(
-                    dg.AssetMaterialization(asset_key=asset_name, partition=job_id, metadata=values)
+                    dg.AssetMaterialization(asset_key=key, partition=job_id, metadata=values)
                 )
             outcomes[job_id] = "completed"
     finally:
-        for heartbeat in heartbeats.values():
+        for _job, heartbeat in heartbeats.values():
             heartbeat.stop()
     done = sum(outcome == "completed" for outcome in outcomes.values())
     context.log.info(f"batch of {len(outcomes)} jobs: {done} completed")
@@ -92,28 +111,19 @@ def run_job_batch(
 
 def _attach(
     ledger: LedgerResource, job_ids: list[str], run_id: str, pipeline: PipelineSettingsResource
-) -> dict[str, Heartbeat]:
+) -> dict[str, tuple[Job, Heartbeat]]:
     """Attach every job of the batch to this run now, each with a heartbeat, so the reaper
     sees them alive while they wait for their turn. Jobs that cannot be attached (cancelled
     meanwhile, say) are left out."""
-    heartbeats: dict[str, Heartbeat] = {}
+    attached: dict[str, tuple[Job, Heartbeat]] = {}
     worker = worker_identity()
     for job_id in job_ids:
         try:
-            ledger.ledger.begin_run(job_id, run_id, worker=worker)
+            job = ledger.ledger.begin_run(job_id, run_id, worker=worker)
         except (IllegalTransition, JobNotFound) as exc:
             logger.warning("job=%s not run in batch %s: %s", job_id, run_id, exc)
             continue
         seconds = pipeline.heartbeat_seconds
-        heartbeats[job_id] = Heartbeat(ledger.ledger, job_id, run_id, seconds, logger).start()
-    return heartbeats
-
-
-@dg.job(
-    name=BATCH_JOB,
-    executor_def=dg.in_process_executor,  # one op; and Celery's run workers cannot fork
-    description="Validate, enrich, transform and load a batch of small CSV jobs in one run.",
-)
-def etl_batch_job() -> None:
-    """One op: every job of the batch (see the module doc)."""
-    run_job_batch()
+        heartbeat = Heartbeat(ledger.ledger, job_id, run_id, seconds, logger).start()
+        attached[job_id] = (job, heartbeat)
+    return attached

@@ -1,67 +1,30 @@
-"""Asset checks on the warehouse: what must hold before anyone trusts or builds on it.
+"""Asset checks of each dataset's fact table, built from its declaration.
 
-The checks on `sales_fact` are warehouse-wide (not per job partition) and blocking: they
-run first in every `downstream_job` run, and a red one stops daily_sales and customer_rfm
-from being refreshed on top of bad facts. They are evaluated in one step
-(`sales_fact_checks`): a red blocking check fails its step and Dagster then skips the run's
-other steps, so separate steps would leave the later checks unevaluated. The totals check on
-`daily_sales` runs after the refresh. A red check carries `offending_count` and a sample of
-at most 20 offending keys (`offending_sample`) in its metadata; the SQL lives in
-`etl_assets.warehouse.verify`.
+The checks are warehouse-wide (not per job partition) and run in `downstream_job`, before the
+downstream tables that consume the dataset are refreshed: a red blocking check stops them
+from being refreshed on top of bad rows. A dataset's checks are evaluated in one step
+(`<dataset>_checks`): a red blocking check fails its step and Dagster then skips the run's
+other steps, so separate steps would leave the later checks unevaluated. A red check carries
+`offending_count` and a sample of at most 20 offending keys (`offending_sample`) in its
+metadata; the SQL is built in `etl_assets.warehouse.verify`.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
-import sqlalchemy as sa
 
-from etl_assets.assets.sales import sales_fact
+from etl_assets.datasets.base import Check, CheckContext, Dataset
 from etl_assets.db import read_connection
-from etl_assets.downstream.assets import daily_sales
-from etl_assets.resources.ledger import LedgerResource
-from etl_assets.resources.pipeline import PipelineSettingsResource
 from etl_assets.warehouse import verify
-
-Verification = Callable[[sa.Connection], verify.Finding]
-
-# name -> (what it verifies, what one offending item is)
-FACT_CHECKS = {
-    "fact_dimensions_exist": (
-        "Every fact row's product is in dim_product and its customer in dim_customer.",
-        "fact rows without their product or customer dimension",
-    ),
-    "fact_jobs_completed": (
-        "Every fact row carries the job id of a completed job (jobs still loading excepted).",
-        "jobs with rows in the warehouse that are not completed",
-    ),
-    "job_rows_balance": (
-        "Per completed job, rows in = loaded + quarantined + duplicate.",
-        "completed jobs whose rows do not add up",
-    ),
-    "no_duplicate_natural_keys": (
-        "No natural key (order_id, sku) is held by two fact rows.",
-        "natural keys held by more than one fact row",
-    ),
-    "fx_conversion_present": (
-        "Every fact row has an FX rate and its amount in the reporting currency.",
-        "fact rows without a usable conversion to the reporting currency",
-    ),
-}
-
-
-def _fact_verifications(reporting_currency: str) -> dict[str, Verification]:
-    return {
-        "fact_dimensions_exist": verify.facts_without_dimensions,
-        "fact_jobs_completed": verify.facts_of_unfinished_jobs,
-        "job_rows_balance": verify.unbalanced_jobs,
-        "no_duplicate_natural_keys": verify.duplicate_natural_keys,
-        "fx_conversion_present": lambda conn: verify.facts_without_fx(conn, reporting_currency),
-    }
 
 
 def check_result(
-    asset_key: dg.AssetKey, check_name: str, finding: verify.Finding, what: str
+    asset_key: dg.AssetKey,
+    check_name: str,
+    finding: verify.Finding,
+    what: str,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
 ) -> dg.AssetCheckResult:
     """The check's result: green, or red with the count and a sample of offending keys."""
     metadata: dict[str, Any] = {"offending_count": finding.count, **finding.figures}
@@ -71,40 +34,39 @@ def check_result(
         asset_key=asset_key,
         check_name=check_name,
         passed=finding.passed,
-        severity=dg.AssetCheckSeverity.ERROR,
+        severity=severity,
         metadata=metadata,
         description=f"{finding.count} {what}" if not finding.passed else f"no {what}",
     )
 
 
-def _run(ledger: LedgerResource, verification: Verification) -> verify.Finding:
-    with read_connection(ledger.engine) as conn:
-        return verification(conn)
+def build_fact_checks(dataset: Dataset, fact_key: dg.AssetKey) -> dg.AssetChecksDefinition:
+    """One multi-check over the dataset's fact table: every check `verify.all_checks` lists."""
+    checks = verify.all_checks(dataset)
+
+    @dg.multi_asset_check(
+        specs=[
+            dg.AssetCheckSpec(
+                check.name, asset=fact_key, description=check.description, blocking=check.blocking
+            )
+            for check in checks
+        ],
+        name=f"{dataset.name}_checks",
+        required_resource_keys={"ledger", "pipeline"},
+    )
+    def fact_checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+        """The dataset's warehouse-wide checks, all evaluated before any of them blocks."""
+        check_context = CheckContext(dataset, context.resources.pipeline.reporting_currency)
+        with read_connection(context.resources.ledger.engine) as conn:
+            for check in checks:
+                yield _result(conn, fact_key, check, check_context)
+
+    return fact_checks
 
 
-@dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec(name, asset=sales_fact, description=doc, blocking=True)
-        for name, (doc, _what) in FACT_CHECKS.items()
-    ],
-    name="sales_fact_checks",
-)
-def sales_fact_checks(
-    ledger: LedgerResource, pipeline: PipelineSettingsResource
-) -> Iterator[dg.AssetCheckResult]:
-    """The warehouse-wide checks of sales_fact, all evaluated before any of them blocks."""
-    verifications = _fact_verifications(pipeline.reporting_currency)
-    for name, (_doc, what) in FACT_CHECKS.items():
-        yield check_result(sales_fact.key, name, _run(ledger, verifications[name]), what)
-
-
-@dg.asset_check(asset=daily_sales)
-def daily_sales_totals_match(ledger: LedgerResource) -> dg.AssetCheckResult:
-    """Per product, the fact lines daily_sales has absorbed sum to its aggregate there
-    (revenue, units, lines): the totals invariant."""
-    what = "products whose daily_sales totals differ from their fact lines"
-    finding = _run(ledger, verify.totals_disagree)
-    return check_result(daily_sales.key, "daily_sales_totals_match", finding, what)
-
-
-WAREHOUSE_CHECKS = [sales_fact_checks, daily_sales_totals_match]
+def _result(
+    conn: Any, fact_key: dg.AssetKey, check: Check, context: CheckContext
+) -> dg.AssetCheckResult:
+    severity = dg.AssetCheckSeverity.ERROR if check.blocking else dg.AssetCheckSeverity.WARN
+    finding = verify.run_check(conn, check, context)
+    return check_result(fact_key, check.name, finding, check.what, severity)

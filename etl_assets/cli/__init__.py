@@ -173,7 +173,7 @@ def submit(
         if not as_json:
             verdict = "submitted as" if published.created else "duplicate of existing job"
             click.echo(f"{path}: {verdict} {published.job.job_id} ({published.job.status})")
-    _add_partitions([p.job.job_id for p in results if p.created])
+    _add_partitions([p.job for p in results if p.created])
     if as_json:
         _echo_json(
             [
@@ -183,8 +183,8 @@ def submit(
         )
 
 
-def _add_partitions(job_ids: list[str]) -> None:
-    note = actions.add_partitions(job_ids)
+def _add_partitions(jobs: list[Job]) -> None:
+    note = actions.add_partitions(jobs)
     if note:
         click.echo(f"note: {note}", err=True)
 
@@ -640,7 +640,7 @@ def prune(
             import dagster as dg
 
             instance = stack.enter_context(dg.DagsterInstance.get())
-            deleter = dagster_partition_deleter(instance, "jobs")
+            deleter = dagster_partition_deleter(instance)
         elif not dry_run and not as_json:
             click.echo("note: DAGSTER_HOME is not set: Dagster partitions are kept", err=True)
         report = prune_jobs(

@@ -1,4 +1,4 @@
-"""`etl validate`: missing dates per store and gaps in the loaded data of a date range.
+"""`etl validate`: missing dates per group (e.g. store) and gaps in the loaded data of a range.
 
 Importing this module adds the command to `etl` (see etl_assets/cli.py).
 """
@@ -13,23 +13,28 @@ from etl_assets.cli import _echo_json, _settings, format_table, main, reports_er
 from etl_assets.db import engine_for
 from etl_assets.warehouse.completeness import Completeness, check_completeness
 
-GAPS_SHOWN = 5  # per store in the table; --json lists them all
+GAPS_SHOWN = 5  # per group in the table; --json lists them all
 
 
 @main.command("validate")
-@click.option("--dataset", default="sales", show_default=True)
+@click.option("--dataset", required=True, help="A dataset that declares completeness columns.")
 @click.option("--from", "first", required=True, type=click.DateTime(["%Y-%m-%d"]))
 @click.option("--to", "last", required=True, type=click.DateTime(["%Y-%m-%d"]))
-@click.option("--store", "stores", multiple=True, help="Only this store (repeatable).")
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    help="Only this value of the dataset's group column, e.g. a store (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @reports_errors
 def validate(
-    dataset: str, first: dt.datetime, last: dt.datetime, stores: tuple[str, ...], as_json: bool
+    dataset: str, first: dt.datetime, last: dt.datetime, groups: tuple[str, ...], as_json: bool
 ) -> None:
-    """Report the dates each store has no loaded rows for, from --from to --to (inclusive);
-    exit 1 when any date is missing."""
+    """Report the dates each group (e.g. store) has no loaded rows for, from --from to --to
+    (inclusive); exit 1 when any date is missing."""
     report = check_completeness(
-        engine_for(_settings()), dataset, first.date(), last.date(), list(stores) or None
+        engine_for(_settings()), dataset, first.date(), last.date(), list(groups) or None
     )
     if as_json:
         _echo_json(report.as_dict())
@@ -43,17 +48,18 @@ def _table(report: Completeness) -> str:
     days = (report.last - report.first).days + 1
     lines = [f"{report.dataset}: {report.first} to {report.last} ({days} days)", ""]
     rows = []
-    for store in report.stores:
-        gaps = [f"{a}" if a == b else f"{a}..{b}" for a, b in store.gaps]
+    for group in report.groups:
+        gaps = [f"{a}" if a == b else f"{a}..{b}" for a, b in group.gaps]
         shown = ", ".join(gaps[:GAPS_SHOWN]) + (
             f" (+{len(gaps) - GAPS_SHOWN})" if len(gaps) > GAPS_SHOWN else ""
         )
-        rows.append((store.store_id, store.dates_loaded, len(store.missing_dates), shown or "-"))
-    lines.append(format_table(("store", "days loaded", "days missing", "gaps"), rows))
+        rows.append((group.group, group.dates_loaded, len(group.missing_dates), shown or "-"))
+    by = report.group_by
+    lines.append(format_table((by, "days loaded", "days missing", "gaps"), rows))
     if report.dates_without_data:
-        lines.append(f"\n{len(report.dates_without_data)} dates without data from any store")
+        lines.append(f"\n{len(report.dates_without_data)} dates without data for any {by}")
     lines.append(
-        "\ncomplete: every store has data on every date"
+        f"\ncomplete: every {by} has data on every date"
         if report.complete
         else "\nINCOMPLETE: dates are missing (exit status 1)"
     )

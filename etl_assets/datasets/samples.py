@@ -1,8 +1,9 @@
-"""Generated sales CSV files for the sample run, the tests and the benchmarks.
+"""Generated CSV files of the shipped datasets, for the sample run, the tests and benchmarks.
 
-Rows are deterministic for a seed. Order ids carry a prefix, so files generated with
+Rows are deterministic for a seed. Sales order ids carry a prefix, so files generated with
 different prefixes never share a natural key; `corrupt` plants one invalid value of each kind
-the validator and the enrichment steps reject, in turn.
+the validator and the enrichment steps reject, in turn. Customer ids are the ones the sales
+generator uses (C00001, ...), so customer records describe the customers orders name.
 """
 
 from __future__ import annotations
@@ -86,6 +87,31 @@ def corrupt(frame: pd.DataFrame, every: int) -> dict[str, int]:
         frame.iat[position, frame.columns.get_loc(column)] = value
         rejected[stage] += 1
     return rejected
+
+
+def customers_frame(rows: int, *, seed: int = 0, first: int = 1) -> pd.DataFrame:
+    """`rows` valid customer records as strings, for customers C{first:05d} onwards."""
+    rng = np.random.default_rng(seed)
+    numbers = np.arange(first, first + rows)
+    names = np.array(["Ada", "Ben", "Chloé", "Dmitri", "Eun-ji", "Femi", "Giulia", "Hiro"])
+    countries = np.array(["DE", "FR", "GB", "US", "JP", "CH", "NL", "ES"])
+    signup = [dt.date(2023, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 365, rows)]
+    return pd.DataFrame(
+        {
+            "customer_id": [f"C{n:05d}" for n in numbers],
+            "name": [f"{names[n % len(names)]} {n}" for n in numbers],
+            "email": [f"customer{n}@example.com" for n in numbers],
+            "country": countries[rng.integers(0, len(countries), size=rows)],
+            "signup_date": [d.isoformat() for d in signup],
+        }
+    )
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> Path:
+    """Write `frame` as a CSV file with its header; returns the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path
 
 
 def write_sales_csv(path: Path, frame: pd.DataFrame) -> Path:

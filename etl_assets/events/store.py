@@ -40,6 +40,7 @@ events = sa.Table(
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     sa.Column("topic", sa.String(64), nullable=False),
     sa.Column("job_id", sa.String(32)),  # the job the event is about, if any
+    sa.Column("dataset", sa.String(64)),  # that job's dataset: downstream tables pick theirs
     sa.Column("payload", JSONType, nullable=False),
     sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
     sa.Column("created_at", UTCDateTime, nullable=False),
@@ -48,6 +49,7 @@ events = sa.Table(
     sa.Index("ix_events_topic_id", "topic", "id"),
     sa.Index("ix_events_status", "status"),
     sa.Index("ix_events_job_id", "job_id"),
+    sa.Index("ix_events_topic_dataset_id", "topic", "dataset", "id"),
 )
 
 event_handler_runs = sa.Table(
@@ -128,15 +130,17 @@ def _ensure_platform_handlers() -> None:
 
 
 def record_event(
-    conn: sa.Connection, topic: str, payload: Mapping[str, Any], *, job_id: str | None = None
+    conn: sa.Connection,
+    topic: str,
+    payload: Mapping[str, Any],
+    *,
+    job_id: str | None = None,
+    dataset: str | None = None,
 ) -> int:
     """Record an event in the caller's transaction (it commits or rolls back with the change
     it describes); returns its id. Run its handlers with `dispatch_event` after the commit."""
-    stmt = (
-        events.insert()
-        .values(topic=topic, job_id=job_id, payload=dict(payload), created_at=utcnow())
-        .returning(events.c.id)
-    )
+    values = dict(topic=topic, job_id=job_id, dataset=dataset, payload=dict(payload))
+    stmt = events.insert().values(**values, created_at=utcnow()).returning(events.c.id)
     event_id = int(conn.execute(stmt).scalar_one())
     log.info(f"Event published: id={event_id} topic={topic} payload={summary(payload)}")
     return event_id

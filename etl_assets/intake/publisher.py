@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from etl_assets.datasets import DATASETS, get_dataset
+from etl_assets.datasets import dataset_for_header, dataset_names, get_dataset
 from etl_assets.ledger import Job, Ledger
 
 logger = logging.getLogger(__name__)
@@ -43,17 +43,19 @@ def publish_file(
     archive_dir: Path,
     path: Path,
     *,
-    dataset: str,
+    dataset: str | None = None,
     title: str | None = None,
     priority: int = 0,
 ) -> Published:
     """Archive `path` and create its pending job; commits.
 
-    Raises PermanentError for an unknown dataset, FileNotFoundError for a missing file.
+    Without `dataset`, the file's header says which it is (the one dataset whose columns it
+    has). Raises PermanentError for an unknown dataset or a header that fits none or
+    several, FileNotFoundError for a missing file.
     """
-    get_dataset(dataset)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    dataset = get_dataset(dataset).name if dataset else detect_dataset(path)
     sha256, size, archived = archive(path, archive_dir / dataset)
     job, created = ledger.create_job(
         dataset=dataset,
@@ -76,6 +78,13 @@ def publish_file(
             sha256[:12],
         )
     return Published(job, created)
+
+
+def detect_dataset(path: Path) -> str:
+    """The dataset whose columns the CSV file's header has; raises PermanentError."""
+    from etl_assets.pipeline.csv_source import read_header
+
+    return dataset_for_header(read_header(path, (), path.name), path.name).name
 
 
 def archive(path: Path, folder: Path) -> tuple[str, int, Path]:
@@ -104,7 +113,7 @@ def settled_inbox_files(inbox_dir: Path, settle_seconds: float) -> Iterator[tupl
     (write to `name.csv.part`, then rename, to be safe with any settle time).
     """
     now = time.time()
-    for dataset in sorted(DATASETS):
+    for dataset in dataset_names():
         folder = inbox_dir / dataset
         if not folder.is_dir():
             continue

@@ -26,6 +26,7 @@ class ErrorType(enum.StrEnum):
     PERMANENT = "permanent"
     TIMEOUT = "timeout"
     TRANSIENT_EXHAUSTED = "transient_exhausted"
+    BUG = "bug"  # an unforeseen exception in the platform's or a dataset's code: not retried
 
 
 class AttemptOutcome(enum.StrEnum):

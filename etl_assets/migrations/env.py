@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 
 from etl_assets.schema import metadata
 
 engine = context.config.attributes["engine"]
 
+# Alembic cannot compare an index on an expression (priority DESC): autogenerate would drop
+# and recreate it in every new revision.
+EXPRESSION_INDEXES = {"ix_jobs_status_priority_created"}
+
+
+def comparable(obj: Any, name: str | None, kind: str, reflected: bool, other: Any) -> bool:
+    """What autogenerate compares: everything but the expression indexes."""
+    return not (kind == "index" and name in EXPRESSION_INDEXES)
+
+
 with engine.connect() as connection:
     context.configure(
         connection=connection,
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # ALTER on SQLite needs batch mode
+        include_object=comparable,
+        compare_type=True,
     )
     with context.begin_transaction():
         context.run_migrations()

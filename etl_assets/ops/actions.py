@@ -20,19 +20,26 @@ from etl_assets.errors import TransientError, classify
 from etl_assets.ledger import ErrorType, Job, Ledger
 
 if TYPE_CHECKING:  # imported lazily: they bring dagster and pandas, slow for a CLI
-    from etl_assets.pipeline.row_retry import Enrichment, RowRetryResult
+    from etl_assets.pipeline.row_retry import EnrichmentClients, RowRetryResult
 
 
-def add_partitions(job_ids: Sequence[str]) -> str | None:
-    """Add the jobs' partitions now when a Dagster instance is configured (else the dispatch
-    sensor adds them when it claims the jobs). Returns a note when that could not be done."""
-    if not job_ids or not os.environ.get("DAGSTER_HOME"):
+def add_partitions(jobs: Sequence[Job]) -> str | None:
+    """Add the jobs' partitions (each in its dataset's) now when a Dagster instance is
+    configured (else the dispatch sensor adds them when it claims the jobs). Returns a note
+    when that could not be done."""
+    if not jobs or not os.environ.get("DAGSTER_HOME"):
         return None
     import dagster as dg
 
+    from etl_assets.datasets import get_dataset
+
+    by_dataset: dict[str, list[str]] = {}
+    for job in jobs:
+        by_dataset.setdefault(get_dataset(job.dataset).partitions_name, []).append(job.job_id)
     try:
         with dg.DagsterInstance.get() as instance:
-            instance.add_dynamic_partitions("jobs", list(job_ids))
+            for name, keys in by_dataset.items():
+                instance.add_dynamic_partitions(name, keys)
     except Exception as exc:  # noqa: BLE001 - the jobs are in the ledger; this is a nicety
         return f"partitions not added now ({exc}); the dispatcher will add them"
     return None
@@ -90,13 +97,12 @@ def terminate_run(run_id: str) -> str:
         return f"run {run_id}: termination requested"
 
 
-def enrichment_for(settings: Settings) -> Enrichment:
-    """The FX and catalog clients and the reporting currency the settings give."""
-    from etl_assets.pipeline.row_retry import Enrichment
-    from etl_assets.resources.apis import api_clients
+def enrichment_for(settings: Settings) -> EnrichmentClients:
+    """The enrichment API clients and the reporting currency the settings give."""
+    from etl_assets.pipeline.row_retry import EnrichmentClients
+    from etl_assets.resources.apis import enrichment_clients
 
-    fx, catalog = api_clients(settings)
-    return Enrichment(fx=fx, catalog=catalog, reporting_currency=settings.reporting_currency)
+    return EnrichmentClients(enrichment_clients(settings), settings.reporting_currency)
 
 
 class EnrichmentFailure(Exception):

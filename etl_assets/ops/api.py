@@ -461,7 +461,7 @@ def _add_job_routes(app: FastAPI) -> None:
             )
         job = published.job
         if published.created:
-            note = actions.add_partitions([job.job_id])
+            note = actions.add_partitions([job])
             if note:
                 logger.warning("job=%s: %s", job.job_id, note)
         message = (

@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from etl_assets.datasets.base import partitions_name
 from etl_assets.db import is_postgres, utcnow
-from etl_assets.downstream.tables import absorbed_everywhere
+from etl_assets.downstream.registry import absorbed_by_consumers
 from etl_assets.events.store import events
 from etl_assets.ledger.models import JobStatus
 from etl_assets.ledger.schema import jobs, pruned_jobs
@@ -72,7 +73,7 @@ def prune(
     *,
     older_than: dt.timedelta,
     dead_letters_older_than: dt.timedelta,
-    delete_partitions: Callable[[list[str]], int] | None = None,
+    delete_partitions: Callable[[Mapping[str, list[str]]], int] | None = None,
     staging_dir: Path | None = None,
     batch_size: int = 1000,
     dry_run: bool = False,
@@ -81,9 +82,9 @@ def prune(
     """Remove finished jobs older than `older_than` and dead letters older than
     `dead_letters_older_than`, `batch_size` jobs per transaction.
 
-    `delete_partitions(keys)` removes the jobs' Dagster partitions and returns how many it
-    deleted (see `dagster_partition_deleter`); `staging_dir` is where their staged chunks and
-    archived sources live.
+    `delete_partitions({dataset: job ids})` removes the jobs' Dagster partitions and returns
+    how many it deleted (see `dagster_partition_deleter`); `staging_dir` is where their
+    staged chunks and archived sources live.
     """
     now = now or utcnow()
     report = PruneReport()
@@ -99,7 +100,10 @@ def prune(
         while batch := _candidates(engine, statuses, cutoff, batch_size, exclude=skipped):
             keys = [row.job_id for row in batch]
             if delete_partitions is not None:
-                report.partitions_deleted += delete_partitions(keys)
+                by_dataset: dict[str, list[str]] = {}
+                for row in batch:
+                    by_dataset.setdefault(row.dataset, []).append(row.job_id)
+                report.partitions_deleted += delete_partitions(by_dataset)
             removed, events_deleted = _delete_batch(engine, keys, statuses, now)
             report.events_deleted += events_deleted
             if staging_dir is not None:
@@ -133,7 +137,7 @@ def _candidates(
     """The oldest finished jobs of `statuses` that ended before `cutoff` (the index on
     status, completed_at answers this without reading the rest of the ledger)."""
     stmt = (
-        sa.select(jobs.c.job_id, jobs.c.source_uri)
+        sa.select(jobs.c.job_id, jobs.c.source_uri, jobs.c.dataset)
         .where(_due(statuses, cutoff))
         .order_by(jobs.c.completed_at, jobs.c.job_id)
         .limit(limit)
@@ -168,7 +172,7 @@ def _delete_batch(
         handled = sa.delete(events).where(
             events.c.job_id.in_(deleted),
             events.c.status == "done",
-            events.c.id <= absorbed_everywhere(conn),
+            absorbed_by_consumers(conn),
         )
         events_deleted = conn.execute(handled).rowcount
     return deleted, events_deleted
@@ -207,17 +211,21 @@ def _delete_files(
     return count
 
 
-def dagster_partition_deleter(instance: object, partitions_name: str) -> Callable[[list[str]], int]:
-    """A `delete_partitions` callback for `prune` that removes keys from the instance's
+def dagster_partition_deleter(instance: object) -> Callable[[Mapping[str, list[str]]], int]:
+    """A `delete_partitions` callback for `prune` that removes job ids from their dataset's
     dynamic partitions (one call per key: Dagster has no bulk delete)."""
     from dagster import DagsterInstance
 
     assert isinstance(instance, DagsterInstance)
 
-    def delete(keys: list[str]) -> int:
-        doomed = [key for key in keys if instance.has_dynamic_partition(partitions_name, key)]
-        for key in doomed:
-            instance.delete_dynamic_partition(partitions_name, key)
-        return len(doomed)
+    def delete(keys_by_dataset: Mapping[str, list[str]]) -> int:
+        deleted = 0
+        for dataset, keys in keys_by_dataset.items():
+            name = partitions_name(dataset)
+            doomed = [key for key in keys if instance.has_dynamic_partition(name, key)]
+            for key in doomed:
+                instance.delete_dynamic_partition(name, key)
+            deleted += len(doomed)
+        return deleted
 
     return delete

@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from etl_assets.datasets.base import ROW_NUMBER
 from etl_assets.errors import PermanentError
-from etl_assets.pipeline.validation import ROW_NUMBER
 
 FIRST_DATA_ROW = 2  # the header is line 1
 

@@ -9,7 +9,7 @@ from etl_assets.pipeline.source import SourceRows
 
 
 def source_metadata(source: SourceRows, source_name: str) -> dict[str, Any]:
-    """What a `sales_source_rows` materialization records."""
+    """What a `source_rows` materialization records."""
     return {
         "dagster/row_count": source.chunks.row_count,
         "rows_total": source.rows_total,
@@ -20,7 +20,7 @@ def source_metadata(source: SourceRows, source_name: str) -> dict[str, Any]:
 
 
 def load_metadata(completed: Job) -> dict[str, Any]:
-    """What a `sales_fact` materialization records: the job's counters after its load."""
+    """What a fact table's materialization records: the job's counters after its load."""
     return {
         "dagster/row_count": completed.rows_loaded,
         "rows_total": completed.rows_total or 0,

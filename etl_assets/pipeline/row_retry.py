@@ -20,12 +20,13 @@ import pandas as pd
 import sqlalchemy as sa
 
 from etl_assets.datasets import get_dataset
-from etl_assets.datasets.sales import transform_sales
+from etl_assets.datasets.base import ROW_NUMBER, TransformContext
 from etl_assets.ledger import Job, JobStatus, Ledger, quarantine
 from etl_assets.ledger.quarantine import RowStatus
 from etl_assets.pipeline.csv_source import read_header
-from etl_assets.pipeline.validation import ROW_NUMBER, validate_chunk
-from etl_assets.resources.apis import CatalogResource, FxRatesResource
+from etl_assets.pipeline.enrich import look_up
+from etl_assets.pipeline.transform import fact_rows
+from etl_assets.pipeline.validation import validate_chunk
 from etl_assets.warehouse.bulk import upsert_rows
 from etl_assets.warehouse.parsed import dispatch_after_commit, record_rows_parsed
 
@@ -41,17 +42,16 @@ class RowRetryResult:
 
 
 @dataclass(frozen=True)
-class Enrichment:
-    """The API clients and reporting currency a retry enriches rows with."""
+class EnrichmentClients:
+    """The API clients (by resource key) and reporting currency a retry enriches rows with."""
 
-    fx: FxRatesResource
-    catalog: CatalogResource
+    clients: Mapping[str, Any]
     reporting_currency: str
 
 
 def retry_rows(
     ledger: Ledger,
-    enrichment: Enrichment,
+    enrichment: EnrichmentClients,
     *,
     row_ids: Iterable[int] | None = None,
     job_id: str | None = None,
@@ -78,7 +78,7 @@ def retry_rows(
 
 def _retry_job_rows(
     ledger: Ledger,
-    enrichment: Enrichment,
+    enrichment: EnrichmentClients,
     job: Job,
     rows: list[dict[str, Any]],
     fixes: dict[str, str],
@@ -94,22 +94,25 @@ def _retry_job_rows(
     frame[ROW_NUMBER] = [row["row_number"] for row in rows]
     by_line = {row["row_number"]: row["id"] for row in rows}
 
-    checked = validate_chunk(frame, dataset.rules)
+    checked = validate_chunk(frame, dataset.columns)
     for rejected in checked.rejected:
         reasons[by_line[rejected["row_number"]]] = rejected["reason"]
     lines = pd.DataFrame()
     if not checked.valid.empty:
         valid = checked.valid
-        pairs = set(valid[["order_date", "currency"]].itertuples(index=False, name=None))
-        fx_rates = enrichment.fx.rates(pairs, enrichment.reporting_currency)
-        products = enrichment.catalog.products(set(valid["sku"]))
-        lines, enrich_rejected = transform_sales(
-            valid,
-            fx_rates,
-            products,
-            job_id=job.job_id,
-            reporting_currency=enrichment.reporting_currency,
+        context = TransformContext(
+            job_id=job.job_id, reporting_currency=enrichment.reporting_currency
         )
+        lookups = {
+            e.name: look_up(
+                e,
+                enrichment.clients[e.resource],
+                frozenset(valid[list(e.keys)].itertuples(index=False, name=None)),
+                context,
+            )
+            for e in dataset.enrichments
+        }
+        lines, enrich_rejected = fact_rows(dataset, valid, lookups, context)
         for rejected in enrich_rejected:
             reasons[by_line[rejected["row_number"]]] = rejected["reason"]
 
@@ -120,7 +123,7 @@ def _retry_job_rows(
             dataset.fact_table,
             dataset.natural_key,
             lines,
-            dimensions=dataset.update_dimensions,
+            dimensions=dataset.dimensions,
         )
         for line in lines[ROW_NUMBER].tolist() if not lines.empty else []:
             row_id = by_line[line]
@@ -139,7 +142,9 @@ def _retry_job_rows(
         )
         # Downstream tables learn of the rows through the same event as a job's load.
         event_id = (
-            None if lines.empty else record_rows_parsed(conn, ledger.get(job.job_id, conn), lines)
+            None
+            if lines.empty
+            else record_rows_parsed(conn, dataset, ledger.get(job.job_id, conn), lines)
         )
     if event_id is not None:
         dispatch_after_commit(ledger.engine, event_id)

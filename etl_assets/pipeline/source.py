@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from etl_assets.datasets import get_dataset
+from etl_assets.datasets import Dataset
 from etl_assets.errors import PermanentError
 from etl_assets.ledger import Job, Ledger, quarantine
 from etl_assets.pipeline.csv_source import read_chunks, read_header
@@ -14,21 +16,23 @@ from etl_assets.resources.staging import ChunkWriter, StagedChunks
 from etl_assets.runs.tracking import Heartbeat
 
 VALIDATE_STAGE = "validate"
+LookupKeys = frozenset[tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
 class SourceRows:
-    """The job's valid rows (staged in chunks) and what the enrichment steps need to look up."""
+    """The job's valid rows (staged in chunks) and, per enrichment, the distinct keys of its
+    rows to look up."""
 
     chunks: StagedChunks
     rows_total: int
     rows_quarantined: int
-    fx_pairs: frozenset[tuple[str, str]]  # distinct (order_date, currency)
-    skus: frozenset[str]
+    lookup_keys: Mapping[str, LookupKeys]  # enrichment name -> distinct values of its keys
 
 
 def stage_source_rows(
     ledger: Ledger,
+    dataset: Dataset,
     job: Job,
     run_id: str,
     writer: ChunkWriter,
@@ -41,26 +45,24 @@ def stage_source_rows(
     Raises PermanentError when the file cannot be used at all: missing, empty, not CSV, a
     required column missing, or not one valid row in it.
     """
-    dataset = get_dataset(job.dataset)
     path = Path(job.source_uri)
     if not path.is_file():
         raise PermanentError(f"{job.source_name}: the source file {path} is gone")
     columns = read_header(path, dataset.required_columns, job.source_name)
 
     total = quarantined = 0
-    fx_pairs: set[tuple[str, str]] = set()
-    skus: set[str] = set()
+    keys: dict[str, set[tuple[Any, ...]]] = {e.name: set() for e in dataset.enrichments}
     for raw in read_chunks(path, columns, chunk_rows, job.source_name):
-        checked = validate_chunk(raw.frame, dataset.rules)
+        checked = validate_chunk(raw.frame, dataset.columns)
         rejected = raw.malformed + checked.rejected
         if rejected:
             with ledger.engine.begin() as conn:
                 quarantine.add_rows(conn, job.job_id, VALIDATE_STAGE, rejected)
         valid = checked.valid
         writer.write(valid)
-        pairs = valid[["order_date", "currency"]].drop_duplicates()
-        fx_pairs.update(pairs.itertuples(index=False, name=None))
-        skus.update(valid["sku"].unique())
+        for enrichment in dataset.enrichments:
+            distinct = valid[list(enrichment.keys)].drop_duplicates()
+            keys[enrichment.name].update(distinct.itertuples(index=False, name=None))
         total += raw.rows_read
         quarantined += len(rejected)
         heartbeat.check()
@@ -73,4 +75,5 @@ def stage_source_rows(
             f"{job.source_name}: all {total} rows are invalid; "
             f"see `etl failed-rows list --job {job.job_id}` for each row's reason"
         )
-    return SourceRows(writer.finish(), total, quarantined, frozenset(fx_pairs), frozenset(skus))
+    lookup_keys = {name: frozenset(values) for name, values in keys.items()}
+    return SourceRows(writer.finish(), total, quarantined, lookup_keys)

@@ -1,14 +1,19 @@
-"""The first and last step of a job, as plain functions: the asset graph (assets/sales.py and
-the warehouse IO manager) and batch runs (pipeline/whole_job.py) both call them, so a job
-reads, loads and logs the same way however it is run."""
+"""The steps of a job, as plain functions: the asset graph (assets/factory.py and the
+warehouse IO manager) and batch runs (pipeline/whole_job.py) both call them, so a job reads,
+enriches, loads and logs the same way however it is run."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import pandas as pd
+
+from etl_assets.datasets.base import Dataset, Enrichment, TransformContext
 from etl_assets.ledger import Job, Ledger
+from etl_assets.pipeline.enrich import look_up
 from etl_assets.pipeline.source import SourceRows, stage_source_rows
-from etl_assets.pipeline.transform import SalesLinesToLoad
+from etl_assets.pipeline.transform import RowsToLoad
 from etl_assets.resources.staging import StagingResource
 from etl_assets.runs.tracking import StepPolicy, job_step
 from etl_assets.warehouse.load import load_job
@@ -18,9 +23,18 @@ from etl_assets.warehouse.parsed import dispatch_job_events
 # instance's managed_python_loggers (dagster.yaml) still shows these lines in the run's log.
 logger = logging.getLogger(__name__)
 
+SOURCE_ROWS = "source_rows"  # the asset (and step) that reads and validates the file
+LOAD_STEP = "warehouse load"  # the warehouse IO manager's step
+
+
+def step_name(dataset: Dataset, name: str) -> str:
+    """How a step is named in the ledger's messages: the asset key, e.g. sales/fx_rates."""
+    return f"{dataset.name}/{name}"
+
 
 def read_source(
     ledger: Ledger,
+    dataset: Dataset,
     job_id: str,
     run_id: str,
     staging: StagingResource,
@@ -28,18 +42,19 @@ def read_source(
     chunk_rows: int,
     policy: StepPolicy,
 ) -> tuple[SourceRows, Job]:
-    """The `sales_source_rows` step: validate and stage the job's file; returns its rows and
-    the job as the step found it."""
-    with job_step(ledger, job_id, run_id, "sales_source_rows", policy) as step:
+    """The `source_rows` step: validate and stage the job's file; returns its rows and the job
+    as the step found it."""
+    with job_step(ledger, job_id, run_id, step_name(dataset, SOURCE_ROWS), policy) as step:
         job = step.job
         logger.info(
             "reading started: job=%s, file=%s, bytes=%d", job_id, job.source_name, job.size_bytes
         )
         source = stage_source_rows(
             ledger,
+            dataset,
             job,
             run_id,
-            staging.chunk_writer(job_id, "sales_source_rows"),
+            staging.chunk_writer(job_id, SOURCE_ROWS),
             chunk_rows=chunk_rows,
             heartbeat=step.heartbeat,
         )
@@ -53,14 +68,40 @@ def read_source(
     return source, job
 
 
-def load_lines(
-    ledger: Ledger, job_id: str, run_id: str, lines: SalesLinesToLoad, policy: StepPolicy
-) -> Job:
+def enrich_step(
+    ledger: Ledger,
+    dataset: Dataset,
+    enrichment: Enrichment,
+    client: Any,
+    source: SourceRows,
+    context: TransformContext,
+    run_id: str,
+    policy: StepPolicy,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One enrichment's step: ask its API about the job's distinct keys; returns the answers
+    and the materialization's metadata."""
+    keys = source.lookup_keys[enrichment.name]
+    calls_before = getattr(client, "calls", 0)
+    step = step_name(dataset, enrichment.name)
+    with job_step(ledger, context.job_id, run_id, step, policy):
+        found = look_up(enrichment, client, keys, context)
+    metadata = {
+        "dagster/row_count": len(found),
+        "keys_looked_up": len(keys),
+        "keys_unknown": len(keys) - len(found),
+        "api_calls": getattr(client, "calls", 0) - calls_before,
+    }
+    return found, metadata
+
+
+def load_rows(ledger: Ledger, run_id: str, rows: RowsToLoad, policy: StepPolicy) -> Job:
     """The warehouse load: load every chunk not yet committed and complete the job, then run
     the handlers of its `transaction.parsed` event; returns the completed job."""
-    with job_step(ledger, job_id, run_id, "warehouse load", policy) as step:
-        logger.info("upload started: job=%s, rows=%d", job_id, lines.source.chunks.row_count)
-        completed = load_job(ledger, step.job, run_id, lines, step.heartbeat)
+    job_id = rows.job_id
+    step = step_name(rows.dataset, LOAD_STEP)
+    with job_step(ledger, job_id, run_id, step, policy) as body:
+        logger.info("upload started: job=%s, rows=%d", job_id, rows.source.chunks.row_count)
+        completed = load_job(ledger, body.job, run_id, rows, body.heartbeat)
     # The load committed with its transaction.parsed event: run the event's handlers now,
     # outside the step, so no handler can fail or slow down the load.
     dispatch_job_events(ledger.engine, job_id)

@@ -1,4 +1,4 @@
-"""Column rules and the vectorized row validation every dataset uses.
+"""The vectorized row validation every dataset uses, by its column rules (datasets/base.py).
 
 A chunk of raw CSV text goes in; typed valid rows and rejected rows (with their line number,
 raw values and every reason they failed) come out. Only failing rows are touched one by one,
@@ -7,7 +7,6 @@ so a clean million-row file costs a handful of pandas operations per column.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,29 +16,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-ROW_NUMBER = "source_row"  # the record's line in the file (header = 1); travels with the row
+from etl_assets.datasets.base import ROW_NUMBER, ColumnRule, Kind
+
 MISSING = "missing"
-
-
-class Kind(enum.Enum):
-    """What a column holds, which decides how it is parsed and checked."""
-
-    TEXT = "text"
-    CODE = "code"  # an identifier: trimmed and upper-cased, e.g. a SKU or a currency
-    DATE = "date"  # ISO YYYY-MM-DD
-    POSITIVE_INT = "positive whole number"
-    NON_NEGATIVE_DECIMAL = "non-negative number"
-
-
-@dataclass(frozen=True)
-class ColumnRule:
-    """One required column of a dataset and how its values must look."""
-
-    name: str
-    kind: Kind
-    max_length: int = 64
-    pattern: str | None = None  # a full-match regular expression for CODE values
-    pattern_hint: str = ""  # how a valid value looks, for the reason text
 
 
 @dataclass(frozen=True)
@@ -116,6 +95,9 @@ def _check_column(
         if rule.pattern:
             mismatch = present & ~too_long & ~text.str.fullmatch(rule.pattern)
             failures.append((mismatch, f"is not {rule.pattern_hint or 'valid'}"))
+        if rule.choices is not None:
+            unknown = present & ~too_long & ~text.isin(rule.choices)
+            failures.append((unknown, f"is not {rule.choices_hint or 'an allowed value'}"))
         return text, failures
     if rule.kind is Kind.DATE:
         parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
@@ -124,9 +106,10 @@ def _check_column(
     number = _numbers(text.where(present))
     not_number = present & number.isna()
     failures.append((not_number, f"is not a {rule.kind.value}"))
-    if rule.kind is Kind.POSITIVE_INT:
-        wrong = present & ~not_number & ((number <= 0) | (number % 1 != 0))
-        failures.append((wrong, "is not a positive whole number"))
+    if rule.kind in (Kind.POSITIVE_INT, Kind.NON_NEGATIVE_INT):
+        lowest = 1 if rule.kind is Kind.POSITIVE_INT else 0
+        wrong = present & ~not_number & ((number < lowest) | (number % 1 != 0))
+        failures.append((wrong, f"is not a {rule.kind.value}"))
         return number.fillna(0).astype("int64"), failures
     negative = present & ~not_number & ((number < 0) | ~np.isfinite(number.fillna(0)))
     failures.append((negative, "is not a non-negative number"))

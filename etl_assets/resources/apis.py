@@ -113,9 +113,9 @@ class FxRatesResource(HttpApiResource):
     cache_dir: str | None = None
 
     def rates(self, pairs: Iterable[tuple[str, str]], reporting_currency: str) -> pd.DataFrame:
-        """Rates for distinct (order_date, currency) pairs: one request per distinct date.
+        """Rates for distinct (date, currency) pairs: one request per distinct date.
 
-        Returns order_date, currency, fx_rate (reporting currency per unit of `currency`) and
+        Returns date, currency, fx_rate (reporting currency per unit of `currency`) and
         fx_date (the published date). A currency the API does not know is simply absent.
         """
         by_date: dict[str, set[str]] = {}
@@ -134,7 +134,7 @@ class FxRatesResource(HttpApiResource):
                 if currency in rates:
                     rows.append((day, currency, 1.0 / float(rates[currency]), published))
         rows.sort()
-        return pd.DataFrame(rows, columns=["order_date", "currency", "fx_rate", "fx_date"])
+        return pd.DataFrame(rows, columns=["date", "currency", "fx_rate", "fx_date"])
 
     def day(self, day: str, base: str) -> dict[str, Any]:
         """The API's answer for one date, from the cache when the date is in the past."""
@@ -167,6 +167,14 @@ class CatalogResource(HttpApiResource):
             (p["sku"], p["name"], p["category"]) for answer in answers for p in answer["products"]
         ]
         return pd.DataFrame(rows, columns=["sku", "product_name", "category"])
+
+
+def enrichment_clients(
+    settings: Settings, token: Callable[[str, str], Any] | None = None
+) -> dict[str, HttpApiResource]:
+    """Every enrichment API client, by the resource key datasets name in their enrichments."""
+    fx, catalog = api_clients(settings, token)
+    return {"fx_api": fx, "catalog_api": catalog}
 
 
 def api_clients(

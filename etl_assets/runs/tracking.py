@@ -10,8 +10,9 @@ outcome:
 - transient, attempts left, a wait longer than `max_in_run_wait_seconds` (a long backoff or
   Retry-After): the job goes back to pending, due later, and the run ends, so it holds no
   run slot while it waits; the dispatcher starts the next attempt in a new run;
-- permanent, or no attempts left: the job fails (`permanent` / `transient_exhausted`, the
-  dead-letter state) and the step raises `Failure(allow_retries=False)`.
+- permanent, a bug, or no attempts left: the job fails (`permanent`, `bug` or
+  `transient_exhausted`, the dead-letter state) and the step raises
+  `Failure(allow_retries=False)`.
 
 A job is never left in `processing` by a step that failed while the database could be reached.
 """
@@ -139,7 +140,7 @@ def _after_failure(
         if delay <= policy.max_in_run_wait_seconds:
             return _retry_in_run(ledger, job, run_id, error, message, retry_at, delay, log)
         return _requeue(ledger, job, run_id, error, message, retry_at, log)
-    final = ErrorType.TRANSIENT_EXHAUSTED if error.retryable else ErrorType.PERMANENT
+    final = ErrorType.TRANSIENT_EXHAUSTED if error.retryable else error.error_type
     message = f"{where}; no attempts left" if error.retryable else where
     log.error("job=%s %s", job.job_id, message)
     try:

@@ -66,21 +66,13 @@ def initialize_pools(home: Path) -> list[str]:
     (UniqueViolation on concurrency_limits). Needs the instance's storage to be reachable."""
     import dagster as dg
 
-    from etl_assets.assets import SALES_ASSETS
+    from etl_assets.datasets import all_datasets
 
-    pools = sorted({pool for asset in SALES_ASSETS for pool in _pools(asset)})
+    pools = sorted({e.concurrency_pool for d in all_datasets() for e in d.enrichments})
     with dg.DagsterInstance.from_config(str(home)) as instance:
         for pool in pools:
             instance.event_log_storage.initialize_concurrency_limit_to_default(pool)
     return pools
-
-
-def _pools(asset: object) -> set[str]:
-    import dagster as dg
-
-    if not isinstance(asset, dg.AssetsDefinition):
-        return set()
-    return {pool for pool in [asset.op.pool] if pool}
 
 
 def write_dagster_home(

@@ -20,7 +20,7 @@ class LocalDaemon:
 
     defs: dg.Definitions
     instance: dg.DagsterInstance
-    job_name: str = "etl_job"
+    job_name: str = ""  # the job of requests that name none (sensors with one target do not)
     log_level: str = "WARNING"  # of the runs' console logs; the event log keeps everything
     cursors: dict[str, str | None] = field(default_factory=dict)
 
@@ -66,6 +66,14 @@ class LocalDaemon:
     ) -> dg.ExecuteInProcessResult:
         """Run one request of a sensor with the real job (default: the asset job)."""
         job = self.defs.resolve_job_def(job_name or request.job_name or self.job_name)
+        if request.asset_selection is not None or request.asset_check_keys is not None:
+            # What the daemon would launch: only the assets and checks the request names.
+            job = job.get_subset(
+                asset_selection=set(request.asset_selection or ()),
+                asset_check_selection=(
+                    set(request.asset_check_keys) if request.asset_check_keys is not None else None
+                ),
+            )
         logs = {"loggers": {"console": {"config": {"log_level": self.log_level}}}}
         run_config = {**(request.run_config or {}), **logs}
         return job.execute_in_process(

@@ -2,14 +2,15 @@
 per job attempt, or, for small jobs, one batch run per group of them (assets/batch.py)."""
 
 import hashlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from etl_assets.assets import ETL_JOB
 from etl_assets.assets.batch import BATCH_JOB, BATCH_TAG, JOB_TAG_PREFIX
+from etl_assets.assets.partitions import add_requests
+from etl_assets.datasets import get_dataset
 from etl_assets.ledger import Job
-from etl_assets.partitions import job_partitions
 from etl_assets.resources.ledger import LedgerResource
 
 if TYPE_CHECKING:  # dagster does not export the type define_asset_job returns
@@ -19,11 +20,12 @@ if TYPE_CHECKING:  # dagster does not export the type define_asset_job returns
 
 
 def run_request_for(job: Job) -> dg.RunRequest:
-    """The run of one claimed job attempt. The run_key is unique per attempt, because Dagster
-    never launches a run_key twice for a sensor, not even after a failed run."""
+    """The run of one claimed job attempt, on its dataset's asset job. The run_key is unique
+    per attempt, because Dagster never launches a run_key twice for a sensor, not even after
+    a failed run."""
     return dg.RunRequest(
         run_key=job.run_key,
-        job_name=ETL_JOB,  # the sensor targets two jobs: every request names its own
+        job_name=get_dataset(job.dataset).job_name,  # the sensor targets every dataset's job
         partition_key=job.job_id,
         tags={
             "etl/job_id": job.job_id,
@@ -63,19 +65,19 @@ def plan_runs(claimed: list[Job], jobs_per_run: int, small_job_bytes: int) -> li
 
 
 def build_dispatch_sensor(
-    job: "UnresolvedAssetJobDefinition",
+    jobs: Sequence["UnresolvedAssetJobDefinition"],
     batch_job: dg.JobDefinition,
     batch_size: int,
     interval_seconds: int,
     jobs_per_run: int = 1,
     small_job_bytes: int = 0,
 ) -> dg.SensorDefinition:
-    """The dispatcher of `job` and `batch_job`, claiming at most `batch_size` jobs per tick
-    and running up to `jobs_per_run` jobs of at most `small_job_bytes` together."""
+    """The dispatcher of the datasets' `jobs` and `batch_job`, claiming at most `batch_size`
+    jobs per tick and running up to `jobs_per_run` jobs of at most `small_job_bytes` together."""
 
     @dg.sensor(
         name="dispatch_sensor",
-        jobs=[job, batch_job],
+        jobs=[*jobs, batch_job],
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
@@ -98,9 +100,7 @@ def build_dispatch_sensor(
         return dg.SensorResult(
             run_requests=plan_runs(claimed, jobs_per_run, small_job_bytes),
             # Idempotent; covers jobs submitted without access to the Dagster instance.
-            dynamic_partitions_requests=[
-                job_partitions.build_add_request([j.job_id for j in claimed])
-            ],
+            dynamic_partitions_requests=add_requests(claimed),
         )
 
     return dispatch_sensor

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from etl_assets.assets.partitions import add_requests
 from etl_assets.intake.publisher import publish_inbox, source_archive
-from etl_assets.partitions import job_partitions
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.staging import StagingResource
 
@@ -30,10 +30,10 @@ def build_inbox_sensor(
         )
         if not published:
             return dg.SkipReason(f"no settled CSV files in {inbox_dir}")
-        new = [p.job.job_id for p in published if p.created]
+        new = [p.job for p in published if p.created]
         for p in published:
             verdict = "new job" if p.created else "duplicate of"
             context.log.info(f"{p.job.source_name}: {verdict} {p.job.job_id}")
-        return dg.SensorResult(dynamic_partitions_requests=[job_partitions.build_add_request(new)])
+        return dg.SensorResult(dynamic_partitions_requests=add_requests(new))
 
     return inbox_sensor

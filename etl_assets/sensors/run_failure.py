@@ -1,6 +1,7 @@
 """Keeps the ledger true as soon as a run fails outside any step (e.g. a resource that could
 not start, or a run process that died); the reaper would catch it too, but later."""
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -32,14 +33,16 @@ def jobs_of_run(run: dg.DagsterRun) -> dict[str, str | None]:
 
 
 def build_run_failure_sensor(
-    job: "UnresolvedAssetJobDefinition", batch_job: dg.JobDefinition, backoff: Backoff
+    jobs: Sequence["UnresolvedAssetJobDefinition"],
+    batch_job: dg.JobDefinition,
+    backoff: Backoff,
 ) -> dg.SensorDefinition:
-    """A run-failure sensor over `job` and `batch_job` that requeues (or fails) the jobs
-    each failed run still held."""
+    """A run-failure sensor over the datasets' `jobs` and `batch_job` that requeues (or
+    fails) the jobs each failed run still held."""
 
     @dg.run_failure_sensor(
         name="job_run_failure_sensor",
-        monitored_jobs=[job, batch_job],
+        monitored_jobs=[*jobs, batch_job],
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Requeues or fails a job whose run failed without recording it.",
     )

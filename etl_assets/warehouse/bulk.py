@@ -28,7 +28,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
+from etl_assets.datasets.base import Dimension
 from etl_assets.db import is_postgres
+from etl_assets.ledger.dialect import dialect_insert
 
 
 @dataclass(frozen=True)
@@ -50,19 +52,20 @@ def upsert_rows(
     key: Sequence[str],
     frame: pd.DataFrame,
     *,
-    dimensions: Callable[[sa.Connection, pd.DataFrame], None] | None = None,
+    dimensions: Sequence[Dimension] = (),
 ) -> UpsertCounts:
     """Load `frame` (columns of `table`, with job_id and source_row) into `table`.
 
-    Runs in the caller's transaction. `dimensions(conn, rows)` upserts what the rows refer
-    to (products, customers) in the same transaction.
+    Runs in the caller's transaction, in which the dimension rows the fact rows imply
+    (products, customers) are upserted first.
     """
     if frame.empty:
         return UpsertCounts(0, 0)
     unique = frame.drop_duplicates(subset=list(key), keep="first")
     in_batch_duplicates = len(frame) - len(unique)
-    if dimensions is not None:
-        dimensions(conn, unique)
+    job_id = str(unique["job_id"].iat[0])
+    for dimension in dimensions:
+        upsert_dimension(conn, dimension, dimension.rows(unique, job_id))
     columns = list(unique.columns)
     if _try_insert_new(conn, table, key, columns, unique):
         return UpsertCounts(loaded=len(unique), duplicate=in_batch_duplicates)
@@ -71,6 +74,34 @@ def upsert_rows(
     conn.exec_driver_sql(_upsert_sql(table.name, stage, key, columns))
     return UpsertCounts(
         loaded=len(unique) - int(already), duplicate=int(already) + in_batch_duplicates
+    )
+
+
+def upsert_dimension(conn: sa.Connection, dimension: Dimension, rows: pd.DataFrame) -> None:
+    """Insert `rows` into the dimension's table; where the key exists, apply the dimension's
+    updates if they change the row (a job's later chunks mostly name the same products and
+    customers: rewriting them unchanged costs a new row version each, about 0.3 s per 1M
+    fact rows). One staged statement per table: about 16 ms per 25,000-row chunk, where one
+    parameter set per row cost up to 1.5 s per 50,000 rows of new customers."""
+    if rows.empty:
+        return
+    table = dimension.table
+    stage = stage_rows(conn, table, rows)
+    insert = dialect_insert(conn, table)
+    # In key order: concurrent loads then lock dimension rows in one order and cannot
+    # deadlock (unordered, two jobs sharing products deadlocked about once in 30 jobs on 2
+    # workers). WHERE true keeps SQLite from reading ON CONFLICT as a join constraint.
+    select = sa.select(*stage.c).where(sa.true()).order_by(stage.c[dimension.key])
+    statement = insert.from_select(list(rows.columns), select)
+    assignments = dict(dimension.updates(table, statement.excluded))
+    # IS DISTINCT FROM: a value first known now (the column was NULL) is a change too.
+    changes = sa.or_(
+        *(table.c[name].is_distinct_from(value) for name, value in assignments.items())
+    )
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[dimension.key], set_=assignments, where=changes
+        )
     )
 
 

@@ -1,9 +1,10 @@
-"""Completeness of the loaded data: which dates each store is missing in a date range.
+"""Completeness of the loaded data: which dates each group is missing in a date range.
 
-`etl validate --dataset sales --from D --to D` prints it (see `validate_cli`). Only rows of
-completed jobs count (rows of a job that failed half-way are not "loaded"). A store is any
-store the warehouse has rows for (or the ones asked for); a gap is a run of consecutive
-missing dates.
+A dataset declares its completeness columns (`Completeness`: a date and a group, e.g. a
+store); `etl validate --dataset D --from D1 --to D2` prints the report (cli/validate.py).
+Only rows of completed jobs count (rows of a job that failed half-way are not "loaded"). A
+group is any value of the group column the warehouse has rows for (or the ones asked for); a
+gap is a run of consecutive missing dates.
 """
 
 from __future__ import annotations
@@ -21,14 +22,13 @@ from etl_assets.errors import PermanentError
 from etl_assets.ledger.schema import jobs
 
 MAX_DAYS = 3660  # ten years: a longer range is more likely a typo than a question
-DATE_COLUMN, STORE_COLUMN = "order_date", "store_id"
 
 
 @dataclass
-class StoreCompleteness:
-    """One store's loaded and missing dates in the range."""
+class GroupCompleteness:
+    """One group's loaded and missing dates in the range."""
 
-    store_id: str
+    group: str
     dates_loaded: int
     missing_dates: list[dt.date] = field(default_factory=list)
 
@@ -40,30 +40,32 @@ class StoreCompleteness:
 
 @dataclass
 class Completeness:
-    """The whole report: per store, and the dates no store has data for."""
+    """The whole report: per group, and the dates no group has data for."""
 
     dataset: str
+    group_by: str  # the group column, e.g. store_id
     first: dt.date
     last: dt.date
-    stores: list[StoreCompleteness]
+    groups: list[GroupCompleteness]
     dates_without_data: list[dt.date]
 
     @property
     def complete(self) -> bool:
-        """True when every store has rows on every date of the range."""
-        return bool(self.stores) and not any(s.missing_dates for s in self.stores)
+        """True when every group has rows on every date of the range."""
+        return bool(self.groups) and not any(g.missing_dates for g in self.groups)
 
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready values (dates as ISO strings)."""
         return {
             "dataset": self.dataset,
+            "group_by": self.group_by,
             "from": self.first.isoformat(),
             "to": self.last.isoformat(),
             "days": (self.last - self.first).days + 1,
             "complete": self.complete,
-            "stores": [
+            "groups": [
                 {
-                    "store_id": s.store_id,
+                    "group": s.group,
                     "dates_loaded": s.dates_loaded,
                     "dates_missing": len(s.missing_dates),
                     "missing_dates": [d.isoformat() for d in s.missing_dates],
@@ -72,7 +74,7 @@ class Completeness:
                         for a, b in s.gaps
                     ],
                 }
-                for s in self.stores
+                for s in self.groups
             ],
             "dates_without_data": [d.isoformat() for d in self.dates_without_data],
         }
@@ -83,39 +85,43 @@ def check_completeness(
     dataset: str,
     first: dt.date,
     last: dt.date,
-    stores: list[str] | None = None,
+    groups: list[str] | None = None,
 ) -> Completeness:
-    """Which dates from `first` to `last` (inclusive) each store has no loaded rows for."""
+    """Which dates from `first` to `last` (inclusive) each group has no loaded rows for."""
     if last < first:
         raise PermanentError(f"--to {last} is before --from {first}")
     if (last - first).days + 1 > MAX_DAYS:
         raise PermanentError(f"the range is longer than {MAX_DAYS} days: ask for less")
-    table = get_dataset(dataset).fact_table
-    if DATE_COLUMN not in table.c or STORE_COLUMN not in table.c:
-        raise PermanentError(f"dataset {dataset!r} has no {DATE_COLUMN} and {STORE_COLUMN}")
-    date, store = table.c[DATE_COLUMN], table.c[STORE_COLUMN]
+    declared = get_dataset(dataset)
+    if declared.completeness is None:
+        raise PermanentError(f"dataset {dataset!r} declares no completeness columns")
+    table = declared.fact_table
+    date = table.c[declared.completeness.date]
+    group = table.c[declared.completeness.group]
     completed = table.join(
         jobs, sa.and_(jobs.c.job_id == table.c.job_id, jobs.c.status == "completed")
     )
     loaded = (
-        sa.select(store, date).select_from(completed).where(date.between(first, last)).distinct()
+        sa.select(group, date).select_from(completed).where(date.between(first, last)).distinct()
     )
     with read_connection(engine) as conn:
-        by_store: dict[str, set[dt.date]] = {}
-        for store_id, day in conn.execute(loaded):
-            by_store.setdefault(str(store_id), set()).add(_as_date(day))
-        known = stores or list(conn.execute(sa.select(store).distinct()).scalars())
+        by_group: dict[str, set[dt.date]] = {}
+        for value, day in conn.execute(loaded):
+            by_group.setdefault(str(value), set()).add(_as_date(day))
+        known = groups or list(conn.execute(sa.select(group).distinct()).scalars())
     calendar = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
     report = [
-        StoreCompleteness(
-            store_id,
-            len(by_store.get(store_id, set())),
-            [d for d in calendar if d not in by_store.get(store_id, set())],
+        GroupCompleteness(
+            value,
+            len(by_group.get(value, set())),
+            [d for d in calendar if d not in by_group.get(value, set())],
         )
-        for store_id in sorted(known)
+        for value in sorted(known)
     ]
-    any_data = set().union(*by_store.values()) if by_store else set()
-    return Completeness(dataset, first, last, report, [d for d in calendar if d not in any_data])
+    any_data = set().union(*by_group.values()) if by_group else set()
+    return Completeness(
+        dataset, group.name, first, last, report, [d for d in calendar if d not in any_data]
+    )
 
 
 def date_runs(dates: list[dt.date]) -> list[tuple[dt.date, dt.date]]:

@@ -8,11 +8,13 @@ retried or resumed load continues after the last committed chunk. The job's move
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
-from etl_assets.datasets import get_dataset
+import pandas as pd
+
+from etl_assets.datasets.base import Dataset
 from etl_assets.ledger import Job, Ledger, quarantine
-from etl_assets.pipeline.transform import SalesLinesToLoad
 from etl_assets.runs.tracking import Heartbeat
 from etl_assets.warehouse.bulk import upsert_rows
 from etl_assets.warehouse.parsed import collect_touched, record_transaction_parsed
@@ -20,7 +22,34 @@ from etl_assets.warehouse.parsed import collect_touched, record_transaction_pars
 ENRICH_STAGE = "enrich"
 
 
-def resume_point(job: Job, lines: SalesLinesToLoad) -> dict[str, Any]:
+class ChunkToLoad(Protocol):
+    """One chunk of fact rows, and the rows enrichment rejected from it."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def rows_in(self) -> int: ...
+    @property
+    def lines(self) -> pd.DataFrame: ...
+    @property
+    def rejected(self) -> list[dict[str, Any]]: ...
+
+
+class RowsToLoad(Protocol):
+    """A job's fact rows as the pipeline hands them over (pipeline.transform.RowsToLoad)."""
+
+    @property
+    def dataset(self) -> Dataset: ...
+    @property
+    def chunk_count(self) -> int: ...
+    @property
+    def rows_valid(self) -> int: ...
+    @property
+    def rows_quarantined_at_validation(self) -> int: ...
+    def chunks(self, start: int = 0) -> Iterator[ChunkToLoad]: ...
+
+
+def resume_point(job: Job, lines: RowsToLoad) -> dict[str, Any]:
     """The checkpoint to continue from, or a fresh one when it belongs to another chunking."""
     fresh = {
         "chunks_total": lines.chunk_count,
@@ -28,7 +57,7 @@ def resume_point(job: Job, lines: SalesLinesToLoad) -> dict[str, Any]:
         "rows_in": 0,
         "rows_loaded": 0,
         "rows_duplicate": 0,
-        "source_rows_valid": lines.source.chunks.row_count,
+        "source_rows_valid": lines.rows_valid,
     }
     saved = job.checkpoint or {}
     same_input = (
@@ -38,12 +67,10 @@ def resume_point(job: Job, lines: SalesLinesToLoad) -> dict[str, Any]:
     return dict(saved) if same_input else fresh
 
 
-def load_job(
-    ledger: Ledger, job: Job, run_id: str, lines: SalesLinesToLoad, heartbeat: Heartbeat
-) -> Job:
+def load_job(ledger: Ledger, job: Job, run_id: str, lines: RowsToLoad, heartbeat: Heartbeat) -> Job:
     """Load every chunk not yet committed, then complete the job and record its
     `transaction.parsed` event; returns the completed job."""
-    dataset = get_dataset(job.dataset)
+    dataset = lines.dataset
     checkpoint = resume_point(job, lines)
     resumed_from = checkpoint["chunks_done"]
     started = time.perf_counter()
@@ -52,7 +79,7 @@ def load_job(
     seen: dict[str, set[str]] | None = {} if resumed_from == 0 else None
     for chunk in lines.chunks(start=resumed_from):
         if seen is not None:
-            collect_touched(seen, chunk.lines)
+            collect_touched(seen, chunk.lines, dataset.event_keys)
         with ledger.engine.begin() as conn:
             quarantine.add_rows(conn, job.job_id, ENRICH_STAGE, chunk.rejected)
             counts = upsert_rows(
@@ -60,7 +87,7 @@ def load_job(
                 dataset.fact_table,
                 dataset.natural_key,
                 chunk.lines,
-                dimensions=dataset.update_dimensions,
+                dimensions=dataset.dimensions,
             )
             rows_this_run += chunk.rows_in
             checkpoint = checkpoint | {
@@ -97,10 +124,10 @@ def load_job(
         )
         # The event commits with the completion; the IO manager runs its handlers after
         # the step (parsed.dispatch_job_events).
-        record_transaction_parsed(conn, dataset.fact_table, completed, seen)
+        record_transaction_parsed(conn, dataset, completed, seen)
     return completed
 
 
-def _processed(lines: SalesLinesToLoad, checkpoint: dict[str, Any]) -> int:
+def _processed(lines: RowsToLoad, checkpoint: dict[str, Any]) -> int:
     # Rows quarantined at validation never reach the load; count them as processed too.
-    return int(checkpoint["rows_in"]) + lines.source.rows_quarantined
+    return int(checkpoint["rows_in"]) + lines.rows_quarantined_at_validation

@@ -14,22 +14,25 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from etl_assets.datasets.base import Dataset
 from etl_assets.events.store import TRANSACTION_PARSED, dispatch_event, events, record_event
 from etl_assets.ledger import Job
 
 log = logging.getLogger(__name__)
 
-# payload key -> fact table column: the products, customers and dates a job's rows touch
-TOUCHED = {"products": "sku", "customers": "customer_id", "dates": "order_date"}
-
 
 def record_transaction_parsed(
     conn: sa.Connection,
-    fact_table: sa.Table,
+    dataset: Dataset,
     job: Job,
     seen: Mapping[str, set[str]] | None = None,
+    *,
+    source: str = "load",
 ) -> int:
     """Record `transaction.parsed` for `job` in the caller's transaction; returns its id.
+
+    The payload names the job, its dataset and counters, what `source` loaded the rows, and
+    per payload key of the dataset's `event_keys` the distinct values the rows hold.
 
     `seen` (payload key -> values) is what the load collected from every row it wrote, when
     one run loaded them all: it saves reading the job's rows back (0.5 s per 1M rows). It
@@ -37,32 +40,30 @@ def record_transaction_parsed(
     a downstream refresh of one key too many recomputes it to the same values. Without it
     (a resumed load), the values come from the fact table.
     """
-    payload = _job_payload(job, "load")
-    for key, column in TOUCHED.items():
-        if column not in fact_table.c:
-            continue
+    payload = _job_payload(job, source)
+    for key, column in dataset.event_keys.items():
         if seen is not None:
             payload[key] = sorted(seen.get(key, ()))
         else:
-            payload[key] = touched(conn, fact_table, column, [job.job_id])
-    return record_event(conn, TRANSACTION_PARSED, payload, job_id=job.job_id)
+            payload[key] = touched(conn, dataset.fact_table, column, [job.job_id])
+    return record_event(conn, TRANSACTION_PARSED, payload, job_id=job.job_id, dataset=dataset.name)
 
 
-def collect_touched(seen: dict[str, set[str]], lines: pd.DataFrame) -> None:
-    """Add the products, customers and dates of `lines` (fact rows) to `seen`."""
-    for key, column in TOUCHED.items():
-        if column in lines.columns:
-            seen.setdefault(key, set()).update(str(value) for value in lines[column].unique())
+def collect_touched(
+    seen: dict[str, set[str]], lines: pd.DataFrame, event_keys: Mapping[str, str]
+) -> None:
+    """Add what `lines` (fact rows) name to `seen`: per payload key of `event_keys`, the
+    distinct values of its column, as text."""
+    for key, column in event_keys.items():
+        seen.setdefault(key, set()).update(str(value) for value in lines[column].unique())
 
 
-def record_rows_parsed(conn: sa.Connection, job: Job, lines: pd.DataFrame) -> int:
+def record_rows_parsed(conn: sa.Connection, dataset: Dataset, job: Job, lines: pd.DataFrame) -> int:
     """Record `transaction.parsed` for rows of `job` loaded later (quarantined rows that a
     retry loaded), naming what those rows touch; in the caller's transaction."""
     seen: dict[str, set[str]] = {}
-    collect_touched(seen, lines)
-    payload = _job_payload(job, "failed-rows retry")
-    payload.update((key, sorted(values)) for key, values in seen.items())
-    return record_event(conn, TRANSACTION_PARSED, payload, job_id=job.job_id)
+    collect_touched(seen, lines, dataset.event_keys)
+    return record_transaction_parsed(conn, dataset, job, seen, source="failed-rows retry")
 
 
 def _job_payload(job: Job, source: str) -> dict[str, Any]:
