@@ -1,0 +1,17 @@
+"""The `etl` click group, `main`. The commands are added to it by `etl_assets.cli`."""
+
+from __future__ import annotations
+
+import click
+
+from etl_assets.cli.output import load_settings
+from etl_assets.logs import configure_logging
+
+
+@click.group()
+def main() -> None:
+    """Operate the ETL job platform: submit CSV files, inspect and repair jobs."""
+    try:
+        configure_logging(load_settings().log_level)
+    except ValueError:  # a bad setting: the command reports it (`etl doctor` names it)
+        configure_logging("INFO")
