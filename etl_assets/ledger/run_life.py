@@ -22,9 +22,7 @@ from etl_assets.ledger.transitions import MAX_ERROR_MESSAGE, MAX_TRACEBACK, Ledg
 
 
 class RunLife(LedgerCore):
-    """The ledger's writes while a job runs (see `Ledger`)."""
-
-    # ----------------------------------------------------------------- run life
+    """What runs, sensors and the reaper call while a job is processing (see `Ledger`)."""
 
     def begin_run(self, job_id: str, run_id: str, *, worker: str | None = None) -> Job:
         """Attach a Dagster run (and the worker running it) to the job's current attempt;
