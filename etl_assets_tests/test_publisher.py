@@ -48,7 +48,9 @@ def test_the_same_content_again_is_a_duplicate(ledger: Ledger, tmp_path: Path) -
 def test_unknown_dataset_and_missing_file(ledger: Ledger, tmp_path: Path) -> None:
     path = tmp_path / "x.csv"
     path.write_text(CSV)
-    with pytest.raises(PermanentError, match=r"unknown dataset 'invoices'; known datasets: .*sales"):
+    with pytest.raises(
+        PermanentError, match=r"unknown dataset 'invoices'; known datasets: .*sales"
+    ):
         publish_file(ledger, tmp_path, path, dataset="invoices")
     with pytest.raises(FileNotFoundError, match=r"nope\.csv"):
         publish_file(ledger, tmp_path, tmp_path / "nope.csv", dataset="sales")

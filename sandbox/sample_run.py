@@ -170,7 +170,7 @@ def report_downstream(downstream: dict[str, object]) -> None:
     """Print the downstream tables and the warehouse checks."""
     import sqlalchemy as sa
 
-    from etl_assets.cli import format_table
+    from etl_assets.cli.output import format_table
     from etl_assets.config import Settings
     from etl_assets.db import engine_for, read_connection
 
@@ -201,7 +201,7 @@ def report(jobs: list, seconds: float, calls: dict[str, int]) -> None:
     """Print the jobs table, the row counts and the warehouse totals."""
     import sqlalchemy as sa
 
-    from etl_assets.cli import format_table
+    from etl_assets.cli.output import format_table
     from etl_assets.config import Settings
     from etl_assets.db import engine_for, read_connection
 

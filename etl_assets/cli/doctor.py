@@ -12,7 +12,7 @@ import datetime as dt
 import enum
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ def run_checks(environ: Mapping[str, str] | None = None) -> list[Check]:
         return [config, *_skipped([*later, "Dagster daemon", *LEDGER_CHECKS], "configuration")]
     database, engine = check_database(settings)
     checks = [config, database]
-    schema = check_migrations(engine) if engine is not None else None
+    schema = check_migrations(engine, settings.migration_dirs) if engine is not None else None
     checks += [schema] if schema else _skipped(["migrations"], "database")
     timeout = settings.api_timeout_seconds
     checks += [
@@ -156,11 +156,12 @@ def check_database(settings: Settings) -> tuple[Check, Engine | None]:
     return Check("database", Status.OK, f"{where} answers"), engine
 
 
-def check_migrations(engine: Engine) -> Check:
-    """The schema is at the code's head revision."""
+def check_migrations(engine: Engine, migration_dirs: Sequence[Path] = ()) -> Check:
+    """The schema is at the code's head revision (and MIGRATIONS_DIRS')."""
     from etl_assets import migrations
 
-    current, head = migrations.current_revision(engine), migrations.head_revision()
+    current = migrations.current_revision(engine)
+    head = migrations.head_revision(migration_dirs)
     if current == head:
         return Check("migrations", Status.OK, f"schema at {head} (head)")
     if current is None:

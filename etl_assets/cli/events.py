@@ -1,20 +1,20 @@
 """`etl events list | retry`: the events the platform published and their handlers' outcomes.
 
-Importing this module adds the `events` group to the `etl` command (see etl_assets/cli.py).
+`etl_assets.cli` adds the `events` group to the `etl` command.
 """
 
 from __future__ import annotations
 
 import click
 
-from etl_assets.cli import _cell, _echo_json, _settings, format_table, main, reports_errors
+from etl_assets.cli.output import cell, echo_json, format_table, load_settings, reports_errors
 from etl_assets.db import engine_for
 from etl_assets.events.store import EVENT_STATUSES, list_events, retry_events
 
 EVENT_COLUMNS = ("id", "topic", "job_id", "status", "created_at", "handlers")
 
 
-@main.group()
+@click.group()
 def events() -> None:
     """Events (e.g. transaction.parsed) and the handler runs they started."""
 
@@ -31,12 +31,12 @@ def events_list(
 ) -> None:
     """Events, newest first, with each handler's outcome."""
     found = list_events(
-        engine_for(_settings()), status=status, topic=topic, job_id=job_id, limit=limit
+        engine_for(load_settings()), status=status, topic=topic, job_id=job_id, limit=limit
     )
     if as_json:
-        return _echo_json(found)
+        return echo_json(found)
     rows = (
-        [_cell(event[c]) for c in EVENT_COLUMNS[:-1]] + [_handlers(event["handlers"])]
+        [cell(event[c]) for c in EVENT_COLUMNS[:-1]] + [_handlers(event["handlers"])]
         for event in found
     )
     click.echo(format_table(EVENT_COLUMNS, rows))
@@ -50,7 +50,7 @@ def events_retry(event_ids: tuple[int, ...], all_failed: bool) -> None:
     """Run the failed (or never-run) handlers of EVENT_IDS again; exit 1 if any still fails."""
     if bool(event_ids) == all_failed:
         raise click.UsageError("give EVENT_IDS or --all-failed (not both)")
-    outcome = retry_events(engine_for(_settings()), list(event_ids) if event_ids else None)
+    outcome = retry_events(engine_for(load_settings()), list(event_ids) if event_ids else None)
     for event_id, status in outcome.items():
         click.echo(f"event {event_id}: {status}")
     if not outcome:

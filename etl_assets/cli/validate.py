@@ -1,6 +1,6 @@
 """`etl validate`: missing dates per group (e.g. store) and gaps in the loaded data of a range.
 
-Importing this module adds the command to `etl` (see etl_assets/cli.py).
+`etl_assets.cli` adds the command to `etl`.
 """
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ import datetime as dt
 
 import click
 
-from etl_assets.cli import _echo_json, _settings, format_table, main, reports_errors
+from etl_assets.cli.output import echo_json, format_table, load_settings, reports_errors
 from etl_assets.db import engine_for
 from etl_assets.warehouse.completeness import Completeness, check_completeness
 
 GAPS_SHOWN = 5  # per group in the table; --json lists them all
 
 
-@main.command("validate")
+@click.command("validate")
 @click.option("--dataset", required=True, help="A dataset that declares completeness columns.")
 @click.option("--from", "first", required=True, type=click.DateTime(["%Y-%m-%d"]))
 @click.option("--to", "last", required=True, type=click.DateTime(["%Y-%m-%d"]))
@@ -34,10 +34,10 @@ def validate(
     """Report the dates each group (e.g. store) has no loaded rows for, from --from to --to
     (inclusive); exit 1 when any date is missing."""
     report = check_completeness(
-        engine_for(_settings()), dataset, first.date(), last.date(), list(groups) or None
+        engine_for(load_settings()), dataset, first.date(), last.date(), list(groups) or None
     )
     if as_json:
-        _echo_json(report.as_dict())
+        echo_json(report.as_dict())
     else:
         click.echo(_table(report))
     if not report.complete:

@@ -5,7 +5,9 @@ in the same transaction as the change (`record_event`), so a committed load alwa
 event and a rolled-back one never does. Handlers run *after* the commit (`dispatch_event`):
 each handler's outcome (`ok`, or `failed` with its error) is a row in `event_handler_runs`,
 a failing handler never undoes the change, and `retry_events` runs failed (or never-run)
-handlers again. No message queue: handlers are Python functions registered per topic.
+handlers again. No message queue: handlers are Python functions registered per topic
+(`events.handlers`); the platform's own (`events.platform_handlers`) are registered once per
+process before the first dispatch.
 
     @register_handler("transaction.parsed")
     def refresh_forecasts(event: Event) -> None: ...
@@ -15,21 +17,50 @@ handlers again. No message queue: handlers are Python functions registered per t
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from etl_assets.config import Settings
 from etl_assets.db import JSONType, UTCDateTime, metadata, utcnow
+from etl_assets.events.handlers import (
+    ALL_TOPICS,
+    Event,
+    Handler,
+    handlers_for,
+    register_handler,
+    unregister_handler,
+)
+from etl_assets.events.platform_handlers import register_platform_handlers
+
+# The handler registry lives in events.handlers; its names are importable from here too.
+__all__ = [
+    "ALL_TOPICS",
+    "ERROR_CHARS",
+    "EVENT_STATUSES",
+    "RUN_STATUSES",
+    "TRANSACTION_PARSED",
+    "Event",
+    "Handler",
+    "dispatch_event",
+    "event_handler_runs",
+    "events",
+    "handlers_for",
+    "list_events",
+    "publish_event",
+    "record_event",
+    "register_handler",
+    "retry_events",
+    "summary",
+    "unregister_handler",
+]
 
 log = logging.getLogger(__name__)
 
 TRANSACTION_PARSED = "transaction.parsed"
-ALL_TOPICS = "*"  # register a handler for this topic to receive every event
 EVENT_STATUSES = ("pending", "done", "failed")  # pending: handlers not run yet
 RUN_STATUSES = ("ok", "failed")
 ERROR_CHARS = 500
@@ -72,47 +103,6 @@ event_handler_runs = sa.Table(
 )
 
 
-@dataclass(frozen=True)
-class Event:
-    """One recorded event, as handlers receive it."""
-
-    id: int
-    topic: str
-    payload: dict[str, Any]
-    job_id: str | None
-    created_at: dt.datetime
-
-
-Handler = Callable[[Event], None]
-_HANDLERS: dict[str, dict[str, Handler]] = {}
-
-
-def register_handler(topic: str, handler: Handler | None = None, *, name: str | None = None) -> Any:
-    """Run `handler(event)` for every event of `topic`; usable as a decorator.
-
-    The handler's name (default: module.qualname) identifies its runs: registering the same
-    name again replaces the handler.
-    """
-
-    def register(function: Handler) -> Handler:
-        key = name or f"{function.__module__}.{function.__qualname__}"
-        _HANDLERS.setdefault(topic, {})[key] = function
-        return function
-
-    return register(handler) if handler is not None else register
-
-
-def unregister_handler(topic: str, name: str) -> None:
-    """Stop running the handler registered as `name` for `topic`."""
-    _HANDLERS.get(topic, {}).pop(name, None)
-
-
-def handlers_for(topic: str) -> dict[str, Handler]:
-    """The handlers registered for `topic` (and for every topic, ALL_TOPICS), by name."""
-    _ensure_platform_handlers()
-    return {**_HANDLERS.get(ALL_TOPICS, {}), **_HANDLERS.get(topic, {})}
-
-
 _platform_handlers_registered = False
 
 
@@ -123,9 +113,6 @@ def _ensure_platform_handlers() -> None:
     if _platform_handlers_registered:
         return
     _platform_handlers_registered = True
-    from etl_assets.config import Settings
-    from etl_assets.events.webhook import register_platform_handlers
-
     register_platform_handlers(Settings.from_env())
 
 
@@ -177,6 +164,7 @@ def dispatch_event(engine: Engine, event_id: int) -> str:
             event_handler_runs.c.event_id == event_id
         )
         outcomes: dict[str, str] = {row.handler: row.status for row in conn.execute(runs)}
+    _ensure_platform_handlers()
     handlers = handlers_for(event.topic)
     failed = 0
     for name, handler in handlers.items():

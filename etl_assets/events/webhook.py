@@ -1,29 +1,18 @@
-"""The platform's own event handlers, registered from the settings in every process
-(see `events.handlers_for`).
+"""The webhook event handler: one of the platform's own, registered by
+`events.platform_handlers`.
 
-- `webhook`: when EVENTS_WEBHOOK_URL is set, every event is POSTed there as JSON
-  (`{"id", "topic", "job_id", "created_at", "payload"}`); a non-2xx answer or a network
-  error fails the handler run, which `etl events retry` sends again.
+When EVENTS_WEBHOOK_URL is set, every event is POSTed there as JSON
+(`{"id", "topic", "job_id", "created_at", "payload"}`); a non-2xx answer or a network error
+fails the handler run, which `etl events retry` sends again.
 """
 
 from __future__ import annotations
 
 import requests
 
-from etl_assets.config import Settings
-from etl_assets.events.store import ALL_TOPICS, Event, register_handler
+from etl_assets.events.handlers import Event
 
 WEBHOOK = "webhook"
-
-
-def register_platform_handlers(settings: Settings) -> None:
-    """Register the handlers the settings ask for (idempotent: same names replace)."""
-    if settings.events_webhook_url:
-        register_handler(
-            ALL_TOPICS,
-            Webhook(settings.events_webhook_url, settings.api_timeout_seconds),
-            name=WEBHOOK,
-        )
 
 
 class Webhook:

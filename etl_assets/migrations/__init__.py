@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -75,13 +76,17 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at, or None when it was never migrated."""
+    """The revision the database is at (its heads, comma-separated, when revisions outside
+    the package branch from this package's), or None when it was never migrated."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        heads = MigrationContext.configure(connection).get_current_heads()
+    return ",".join(sorted(heads)) or None
 
 
-def head_revision() -> str:
-    """The newest revision this code ships."""
-    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
-    assert head is not None
-    return head
+def head_revision(extra_dirs: Sequence[Path] = ()) -> str:
+    """The newest revision this code ships (with `extra_dirs`: every head, comma-separated)."""
+    script = ScriptDirectory.from_config(alembic_config(_NO_ENGINE, extra_dirs))
+    return ",".join(sorted(script.get_heads()))
+
+
+_NO_ENGINE: Any = None  # reading the scripts needs no database

@@ -15,8 +15,9 @@ import datetime as dt
 import functools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -75,6 +76,7 @@ def readiness(
     thresholds: Thresholds,
     instance_factory: InstanceFactory | None = None,
     now: dt.datetime | None = None,
+    migration_dirs: Sequence[Path] = (),
 ) -> Health:
     """Run the checks and evaluate the alert rules. `instance_factory` opens the Dagster
     instance (default: from DAGSTER_HOME when it is set, else the daemon is not checked)."""
@@ -82,7 +84,7 @@ def readiness(
     database = _check_database(engine)
     if not database.ok:
         return Health(False, 0, [database], [database.detail])
-    schema = _check_schema(engine)
+    schema = _check_schema(engine, migration_dirs)
     factory = instance_factory or default_instance_factory()
     ages, unreadable = _daemon_ages(factory, now)
     # Without the ledger's tables there are no jobs to look at: only the daemon rule runs.
@@ -145,11 +147,12 @@ def _check_database(engine: Engine) -> Check:
     return Check("database", True, "the database answers")
 
 
-def _check_schema(engine: Engine) -> Check:
+def _check_schema(engine: Engine, migration_dirs: Sequence[Path]) -> Check:
     from etl_assets import migrations
 
     try:
-        current, head = migrations.current_revision(engine), migrations.head_revision()
+        current = migrations.current_revision(engine)
+        head = migrations.head_revision(migration_dirs)
     except sa.exc.SQLAlchemyError as exc:
         logger.warning("readiness: cannot read the schema revision: %s", exc)
         detail = "cannot read the schema revision: run `etl db upgrade`"

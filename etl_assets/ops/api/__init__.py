@@ -1,0 +1,75 @@
+"""The ops HTTP API (FastAPI): jobs, uploads, failed rows, metrics, health, and the dashboard.
+
+`create_app(settings)` builds the app; `etl api` serves it with uvicorn. Reads need a viewer
+or operator bearer token, repairs and uploads an operator token (OPS_API_VIEWER_TOKENS,
+OPS_API_OPERATOR_TOKENS). `/healthz`, `/readyz`, the dashboard page and the OpenAPI
+description are open: they carry no job content (`/readyz` gives counts and, for stuck
+jobs, their ids; the dashboard's data comes from `/v1`, with the token the user gives it).
+
+Every error is a JSON body `{"error": {"code", "message", "request_id"}}`. Bad input is a 4xx
+that says what is wrong; anything unforeseen is a 500 with a generic message and the request
+id, logged with its traceback on the server only. Tracebacks of jobs are shown to operators
+only.
+
+The modules: `errors` (error bodies, request ids, exception handlers), `auth` (tokens and
+roles), `bodies` (request and response models), `inputs` (patterns, limits, filters), and
+the routes by concern: `routes_jobs`, `routes_failed_rows`, `routes_monitoring`.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from etl_assets.config import Settings
+from etl_assets.datasets.registry import load_modules
+from etl_assets.db import engine_for
+from etl_assets.ops import health
+from etl_assets.ops.api.auth import Auth, auth_configured
+from etl_assets.ops.api.errors import RequestIdMiddleware, _install_error_handlers
+from etl_assets.ops.api.routes_failed_rows import _add_failed_row_routes
+from etl_assets.ops.api.routes_jobs import _add_job_routes
+from etl_assets.ops.api.routes_monitoring import _add_health_routes, _add_monitoring_routes
+
+__all__ = ["auth_configured", "create_app"]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    insecure_no_auth: bool = False,
+    engine: sa.Engine | None = None,
+    instance_factory: health.InstanceFactory | None = None,
+) -> FastAPI:
+    """The ops API for `settings`. Refuses to build without tokens unless `insecure_no_auth`
+    (then every caller is an operator). `instance_factory` opens the Dagster instance for
+    the daemon check (default: DAGSTER_HOME's, when set)."""
+    if not insecure_no_auth and not auth_configured(settings):
+        raise ValueError(
+            "no OPS_API_VIEWER_TOKENS or OPS_API_OPERATOR_TOKENS are set: the API would be "
+            "open to anyone. Set tokens, or pass --insecure-no-auth on a trusted machine."
+        )
+    app = FastAPI(
+        title="ETL ops API",
+        version="1.0.0",
+        description=(
+            "Jobs, uploads, failed rows, metrics and health of the ETL job platform. "
+            "Send `Authorization: Bearer <token>`: viewer tokens read, operator tokens also "
+            'retry, cancel and upload. Errors are `{"error": {"code", "message", '
+            '"request_id"}}`.'
+        ),
+    )
+    load_modules(settings.dataset_module_names)  # datasets of your own, DATASET_MODULES
+    app.state.settings = settings
+    app.state.engine = engine or engine_for(settings)
+    app.state.auth = Auth(settings, insecure=insecure_no_auth)
+    app.state.instance_factory = instance_factory
+    _install_error_handlers(app)
+    _add_job_routes(app)
+    _add_failed_row_routes(app)
+    _add_monitoring_routes(app)
+    _add_health_routes(app)
+    app.add_middleware(
+        RequestIdMiddleware, max_upload_bytes=int(settings.ops_api_max_upload_mb * (1 << 20))
+    )
+    return app

@@ -1,0 +1,183 @@
+"""The API's errors: `ApiError`, the JSON error body every failure answers with, the
+OpenAPI entries of the error statuses, and the request-id middleware and exception handlers
+that turn anything unforeseen into a generic 500 naming the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import MutableMapping
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from etl_assets.ledger.errors import IllegalTransition, JobNotFound
+
+logger = logging.getLogger("etl_assets.ops.api")  # the whole API logs as ops.api
+access_log = logging.getLogger("etl_assets.ops.access")
+
+
+class ApiError(Exception):
+    """An error the client can act on: an HTTP status, a stable code and a clear message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong."""
+
+    code: str = Field(examples=["job_not_found"])
+    message: str = Field(examples=["job 01JD3S6S8F0000000000000000 does not exist in the ledger"])
+    request_id: str | None = Field(default=None, examples=["9f1c2e7a5b3d4c6e"])
+
+
+class ErrorBody(BaseModel):
+    """Every error response has this shape."""
+
+    error: ErrorDetail
+
+
+def _error(
+    status: int, code: str, message: str, request: Request | None = None, rid: str | None = None
+) -> JSONResponse:
+    rid = rid or (_request_id(request) if request is not None else None)
+    body = {"error": {"code": code, "message": message, "request_id": rid}}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _request_id(request: Request) -> str | None:
+    return request.scope.get("state", {}).get("request_id")
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route may answer."""
+    meaning = {
+        400: "Bad input (filters, ids, file content).",
+        401: "No bearer token, or an unknown one.",
+        403: "The token's role may not do this.",
+        404: "No such job or row.",
+        409: "The job's state does not allow this.",
+        413: "The upload is larger than OPS_API_MAX_UPLOAD_MB.",
+        415: "The upload is not a CSV file.",
+        502: "An enrichment API refused the row retry's request.",
+        422: "A parameter is missing or malformed.",
+        503: "The database (or an enrichment API) is unavailable.",
+    }
+    return {s: {"model": ErrorBody, "description": meaning[s]} for s in statuses}
+
+
+READ_ERRORS = _errors(401, 403, 422, 503)
+
+
+class RequestIdMiddleware:
+    """Give every request an id (the `X-Request-ID` response header) and an access-log line,
+    refuse uploads larger than the limit before reading them, and turn any unhandled
+    exception into a generic 500 that names the request id; the traceback goes to the server
+    log only.
+
+    The access log leaves out query strings: the dashboard's `?token=` must not end up in it
+    (uvicorn's own access log, which would print it, is turned off by `etl api`).
+    """
+
+    def __init__(self, app: Any, max_upload_bytes: int) -> None:
+        self.app = app
+        self.max_upload_bytes = max_upload_bytes
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = rid
+        started = False
+        began = time.perf_counter()
+
+        async def send_with_id(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                access_log.info(
+                    "%s %s -> %s in %.0f ms (request id %s)",
+                    scope["method"],
+                    scope["path"],
+                    message["status"],
+                    (time.perf_counter() - began) * 1000,
+                    rid,
+                )
+            await send(message)
+
+        if self._too_large(scope):
+            limit_mb = self.max_upload_bytes / (1 << 20)
+            response = _error(
+                413, "file_too_large", f"the upload is larger than {limit_mb:g} MB", rid=rid
+            )
+            await response(scope, receive, send_with_id)
+            return
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            logger.exception(
+                "request %s %s failed (request id %s)", scope["method"], scope["path"], rid
+            )
+            if started:
+                raise
+            message = f"internal error; quote request id {rid} to the operators"
+            response = _error(500, "internal_error", message, rid=rid)
+            await response(scope, receive, send_with_id)
+
+    def _too_large(self, scope: MutableMapping[str, Any]) -> bool:
+        if scope["method"] != "POST" or scope["path"] != "/v1/jobs":
+            return False
+        headers = dict(scope.get("headers", []))
+        length = headers.get(b"content-length", b"").decode()
+        # Multipart framing adds a little; the exact file size is checked while reading.
+        return length.isdigit() and int(length) > self.max_upload_bytes + 64 * 1024
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message, request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        code = codes.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail), request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
+            problems.append(f"{where}: {err.get('msg', 'invalid')}")
+        return _error(422, "invalid_request", "; ".join(problems), request)
+
+    @app.exception_handler(JobNotFound)
+    async def not_found(request: Request, exc: JobNotFound) -> JSONResponse:
+        return _error(404, "job_not_found", str(exc), request)
+
+    @app.exception_handler(IllegalTransition)
+    async def conflict(request: Request, exc: IllegalTransition) -> JSONResponse:
+        return _error(409, "illegal_transition", str(exc), request)
+
+    @app.exception_handler(sa.exc.SQLAlchemyError)
+    async def database(request: Request, exc: sa.exc.SQLAlchemyError) -> JSONResponse:
+        logger.error("database error (request id %s): %s", _request_id(request), exc)
+        return _error(
+            503,
+            "database_unavailable",
+            "the database is unavailable or not migrated; see /readyz and the API's log",
+            request,
+        )

@@ -1,0 +1,93 @@
+"""Read queries over the jobs ledger for operators: lists, details, progress, metrics.
+
+Plain functions over SQLAlchemy Core that return dataclasses, so the ops API, its dashboard
+and the `etl` command line show the same figures. Every query runs on SQLite and PostgreSQL;
+the few expressions that differ (seconds since the epoch, time buckets) are built by
+`_epoch` and `_bucket`. Nothing here writes.
+
+Import the names from here (`from etl_assets.ops import read_model as rm`); they live in
+`common` (page limit, run links, the dialect helpers), `jobs` (list and detail, progress),
+`failed_rows`, `metrics` and `activity` (uploads in progress, the time series).
+"""
+
+from etl_assets.ops.read_model.activity import (
+    TimeBucket,
+    TimeSeries,
+    Upload,
+    UploadsOverview,
+    activity,
+    uploads,
+)
+from etl_assets.ops.read_model.common import (
+    DEFAULT_DAGSTER_UI_URL,
+    MAX_PAGE,
+    UNIX_EPOCH_JULIAN_DAY,
+    run_url,
+)
+from etl_assets.ops.read_model.failed_rows import (
+    FailedRow,
+    FailedRowFilters,
+    FailedRowPage,
+    FailedRowSort,
+    failed_row,
+    list_failed_rows,
+)
+from etl_assets.ops.read_model.jobs import (
+    Attempt,
+    JobDetail,
+    JobFilters,
+    JobPage,
+    JobSort,
+    JobSummary,
+    Progress,
+    job_detail,
+    list_jobs,
+    progress_of,
+    summarize,
+)
+from etl_assets.ops.read_model.metrics import (
+    Metrics,
+    QueueDepth,
+    RecentFailure,
+    RetryStats,
+    StuckJob,
+    metrics,
+    stuck_condition,
+)
+
+__all__ = [
+    "DEFAULT_DAGSTER_UI_URL",
+    "MAX_PAGE",
+    "UNIX_EPOCH_JULIAN_DAY",
+    "Attempt",
+    "FailedRow",
+    "FailedRowFilters",
+    "FailedRowPage",
+    "FailedRowSort",
+    "JobDetail",
+    "JobFilters",
+    "JobPage",
+    "JobSort",
+    "JobSummary",
+    "Metrics",
+    "Progress",
+    "QueueDepth",
+    "RecentFailure",
+    "RetryStats",
+    "StuckJob",
+    "TimeBucket",
+    "TimeSeries",
+    "Upload",
+    "UploadsOverview",
+    "activity",
+    "failed_row",
+    "job_detail",
+    "list_failed_rows",
+    "list_jobs",
+    "metrics",
+    "progress_of",
+    "run_url",
+    "stuck_condition",
+    "summarize",
+    "uploads",
+]

@@ -1,0 +1,211 @@
+"""Uploads and activity over time: the jobs running now and recently changed, with their
+progress (`uploads`), and processing and error rates per time bucket (`activity`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from etl_assets.db import read_connection, utcnow
+from etl_assets.ledger.models import AttemptOutcome, JobStatus
+from etl_assets.ledger.schema import job_attempts, jobs
+from etl_assets.ops.read_model.common import _bucket, _check_page
+from etl_assets.ops.read_model.jobs import progress_of
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A job seen as an upload in progress (or recently finished)."""
+
+    job_id: str
+    title: str
+    source_name: str
+    dataset: str
+    status: JobStatus
+    rows_processed: int
+    rows_total: int | None
+    percent_complete: float | None
+    started_at: dt.datetime | None
+    elapsed_seconds: float | None
+    rows_per_second: float | None
+    eta_seconds: float | None
+    created_at: dt.datetime
+    completed_at: dt.datetime | None
+    error_message: str | None
+
+
+@dataclass(frozen=True)
+class UploadsOverview:
+    """Active (processing) and waiting (pending) counts, and the active and recent jobs."""
+
+    active_uploads: int
+    pending_uploads: int
+    recent_uploads: list[Upload]
+
+
+def uploads(
+    engine: Engine,
+    *,
+    recent_seconds: int = 24 * 3600,
+    limit: int = 50,
+    now: dt.datetime | None = None,
+) -> UploadsOverview:
+    """Processing jobs first, then the jobs changed in the last `recent_seconds`, newest first."""
+    _check_page(limit, 0)
+    now = now or utcnow()
+    active = jobs.c.status == JobStatus.PROCESSING.value
+    stmt = (
+        sa.select(jobs)
+        .where(sa.or_(active, jobs.c.updated_at >= now - dt.timedelta(seconds=recent_seconds)))
+        .order_by(sa.case((active, 0), else_=1), jobs.c.updated_at.desc(), jobs.c.job_id.desc())
+        .limit(limit)
+    )
+    counts = sa.select(jobs.c.status, sa.func.count().label("n")).where(
+        jobs.c.status.in_([JobStatus.PROCESSING.value, JobStatus.PENDING.value])
+    )
+    with read_connection(engine) as conn:
+        rows = conn.execute(stmt).mappings().all()
+        by_status = {r.status: int(r.n) for r in conn.execute(counts.group_by(jobs.c.status))}
+    recent = []
+    for row in rows:
+        progress = progress_of(row, now)
+        recent.append(
+            Upload(
+                job_id=row["job_id"],
+                title=row["title"],
+                source_name=row["source_name"],
+                dataset=row["dataset"],
+                status=JobStatus(row["status"]),
+                rows_processed=progress.rows_processed,
+                rows_total=progress.rows_total,
+                percent_complete=progress.percent_complete,
+                started_at=row["started_at"],
+                elapsed_seconds=progress.elapsed_seconds,
+                rows_per_second=progress.rows_per_second,
+                eta_seconds=progress.eta_seconds,
+                created_at=row["created_at"],
+                completed_at=row["completed_at"],
+                error_message=row["error_message"],
+            )
+        )
+    return UploadsOverview(
+        active_uploads=by_status.get(JobStatus.PROCESSING.value, 0),
+        pending_uploads=by_status.get(JobStatus.PENDING.value, 0),
+        recent_uploads=recent,
+    )
+
+
+@dataclass(frozen=True)
+class TimeBucket:
+    """What happened in one time bucket.
+
+    `rows_per_second` is the rows loaded by the jobs that completed in the bucket over the
+    bucket's width; `error_rate` is failed (or timed-out) attempts over attempts that ended
+    in the bucket, None when none ended.
+    """
+
+    start: dt.datetime
+    jobs_completed: int
+    jobs_failed: int
+    attempts_ended: int
+    attempts_failed: int
+    rows_loaded: int
+    rows_per_second: float
+    error_rate: float | None
+
+
+@dataclass(frozen=True)
+class TimeSeries:
+    """Buckets of `bucket_seconds` from `start` up to now, oldest first, none missing."""
+
+    bucket_seconds: int
+    start: dt.datetime
+    buckets: list[TimeBucket] = field(default_factory=list)
+
+
+def activity(
+    engine: Engine,
+    *,
+    window_seconds: int = 24 * 3600,
+    bucket_seconds: int = 600,
+    now: dt.datetime | None = None,
+) -> TimeSeries:
+    """Processing rate and error rate per bucket over the last `window_seconds`."""
+    if bucket_seconds < 60 or window_seconds < bucket_seconds:
+        raise ValueError("bucket_seconds must be at least 60 and no more than window_seconds")
+    if window_seconds // bucket_seconds > 2000:
+        raise ValueError("at most 2000 buckets: widen bucket_seconds or shorten the window")
+    now = now or utcnow()
+    first = int((now - dt.timedelta(seconds=window_seconds)).timestamp()) // bucket_seconds + 1
+    last = int(now.timestamp()) // bucket_seconds
+    since = dt.datetime.fromtimestamp(first * bucket_seconds, dt.UTC)
+    blank = {"completed": 0, "failed": 0, "rows": 0, "ended": 0, "attempts_failed": 0}
+    acc: dict[int, dict[str, int]] = {i: dict(blank) for i in range(first, last + 1)}
+    with read_connection(engine) as conn:
+        _add_job_buckets(conn, acc, since, bucket_seconds)
+        _add_attempt_buckets(conn, acc, since, bucket_seconds)
+    buckets = [
+        TimeBucket(
+            start=dt.datetime.fromtimestamp(i * bucket_seconds, dt.UTC),
+            jobs_completed=v["completed"],
+            jobs_failed=v["failed"],
+            attempts_ended=v["ended"],
+            attempts_failed=v["attempts_failed"],
+            rows_loaded=v["rows"],
+            rows_per_second=round(v["rows"] / bucket_seconds, 3),
+            error_rate=round(v["attempts_failed"] / v["ended"], 4) if v["ended"] else None,
+        )
+        for i, v in sorted(acc.items())
+    ]
+    return TimeSeries(bucket_seconds, since, buckets)
+
+
+def _add_job_buckets(
+    conn: sa.Connection, acc: dict[int, dict[str, int]], since: dt.datetime, width: int
+) -> None:
+    done = _bucket(conn, jobs.c.completed_at, width).label("bucket")
+    for r in conn.execute(
+        sa.select(done, sa.func.count().label("n"), sa.func.sum(jobs.c.rows_loaded).label("rows"))
+        .where(jobs.c.status == JobStatus.COMPLETED.value, jobs.c.completed_at >= since)
+        .group_by(done)
+    ):
+        if int(r.bucket) in acc:
+            acc[int(r.bucket)]["completed"] += int(r.n)
+            acc[int(r.bucket)]["rows"] += int(r.rows or 0)
+    # A failed job's completed_at is when it failed (ix_jobs_status_completed answers this).
+    failed = _bucket(conn, jobs.c.completed_at, width).label("bucket")
+    for r in conn.execute(
+        sa.select(failed, sa.func.count().label("n"))
+        .where(jobs.c.status == JobStatus.FAILED.value, jobs.c.completed_at >= since)
+        .group_by(failed)
+    ):
+        if int(r.bucket) in acc:
+            acc[int(r.bucket)]["failed"] += int(r.n)
+
+
+def _add_attempt_buckets(
+    conn: sa.Connection, acc: dict[int, dict[str, int]], since: dt.datetime, width: int
+) -> None:
+    bad = [AttemptOutcome.FAILED.value, AttemptOutcome.TIMED_OUT.value]
+    ended = _bucket(conn, job_attempts.c.ended_at, width).label("bucket")
+    stmt = (
+        sa.select(
+            ended,
+            sa.func.count().label("n"),
+            sa.func.count().filter(job_attempts.c.outcome.in_(bad)).label("bad"),
+        )
+        .where(
+            job_attempts.c.ended_at >= since,
+            # A cancellation is a person's choice, not an error or a success.
+            job_attempts.c.outcome != AttemptOutcome.CANCELLED.value,
+        )
+        .group_by(ended)
+    )
+    for r in conn.execute(stmt):
+        if int(r.bucket) in acc:
+            acc[int(r.bucket)]["ended"] += int(r.n)
+            acc[int(r.bucket)]["attempts_failed"] += int(r.bad)

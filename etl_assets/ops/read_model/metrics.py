@@ -1,0 +1,261 @@
+"""Aggregates over the ledger: counts by status, retries, failure rates, durations, queue
+depth, stuck jobs and recent failures (`metrics`, the API's /v1/metrics and `etl jobs stats`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from etl_assets.db import read_connection, utcnow
+from etl_assets.ledger.models import ErrorType, JobStatus
+from etl_assets.ledger.quarantine import RowStatus
+from etl_assets.ledger.schema import jobs, quarantined_rows
+from etl_assets.ops.read_model.common import DEFAULT_DAGSTER_UI_URL, _epoch, _seconds, run_url
+
+
+@dataclass(frozen=True)
+class RetryStats:
+    """Retries over all jobs: how many jobs needed one, how many in all, mean and max per job."""
+
+    jobs_retried: int
+    total_retries: int
+    avg_retries_per_job: float
+    max_retries: int
+
+
+@dataclass(frozen=True)
+class RecentFailure:
+    """A failed job (dead letter) and why."""
+
+    job_id: str
+    title: str
+    dataset: str
+    error_type: ErrorType | None
+    error_message: str | None
+    failed_at: dt.datetime
+    attempts: int
+    retry_count: int
+    run_id: str | None
+    dagster_run_url: str | None
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """Pending jobs of one priority; `due` of them may start now (the rest wait for a backoff)."""
+
+    priority: int
+    pending: int
+    due: int
+
+
+@dataclass(frozen=True)
+class StuckJob:
+    """A processing job with no heartbeat for longer than the stuck threshold."""
+
+    job_id: str
+    title: str
+    run_id: str | None
+    attempts: int
+    last_heartbeat_at: dt.datetime | None
+    heartbeat_age_seconds: float
+    dagster_run_url: str | None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Aggregates over the ledger. Window figures cover the last `window_seconds`.
+
+    `failure_rate` is failed / (completed + failed) over the jobs that finished in the window
+    (a failed job counts at its last update); `avg_duration_seconds` is the mean time from the
+    start of the last attempt to completion of the jobs completed in the window.
+    """
+
+    generated_at: dt.datetime
+    window_seconds: int
+    counts_by_status: dict[str, int]
+    total_jobs: int
+    retry: RetryStats
+    completed_in_window: int
+    failed_in_window: int
+    failure_rate: float | None
+    failure_rate_all_time: float | None
+    avg_duration_seconds: float | None
+    rows_loaded_in_window: int
+    pending_total: int
+    queue_depth: list[QueueDepth]
+    stuck_after_seconds: int
+    stuck_jobs: list[StuckJob]
+    recent_failures: list[RecentFailure]
+    quarantined_rows_open: int
+
+
+def _rate(failed: int, completed: int) -> float | None:
+    finished = failed + completed
+    return round(failed / finished, 4) if finished else None
+
+
+def metrics(
+    engine: Engine,
+    *,
+    stuck_after_seconds: int,
+    window_seconds: int = 24 * 3600,
+    recent_failures: int = 10,
+    dagster_ui_url: str | None = DEFAULT_DAGSTER_UI_URL,
+    now: dt.datetime | None = None,
+) -> Metrics:
+    """Counts by status, retries, failure rates, durations, queue depth and stuck jobs."""
+    now = now or utcnow()
+    since = now - dt.timedelta(seconds=window_seconds)
+    with read_connection(engine) as conn:
+        counts = {s.value: 0 for s in JobStatus}
+        for row in conn.execute(
+            sa.select(jobs.c.status, sa.func.count().label("n")).group_by(jobs.c.status)
+        ):
+            counts[row.status] = int(row.n)
+        retry = _retry_stats(conn)
+        completed, rows_loaded, avg_duration = _completed_in_window(conn, since)
+        failed = int(
+            conn.execute(
+                sa.select(sa.func.count()).where(
+                    jobs.c.status == JobStatus.FAILED.value, jobs.c.completed_at >= since
+                )
+            ).scalar_one()
+        )
+        depth = _queue_depth(conn, now)
+        stuck = _stuck_jobs(conn, now, stuck_after_seconds, dagster_ui_url)
+        failures = _recent_failures(conn, recent_failures, dagster_ui_url)
+        open_rows = conn.execute(
+            sa.select(sa.func.count()).where(
+                quarantined_rows.c.status == RowStatus.QUARANTINED.value
+            )
+        ).scalar_one()
+    return Metrics(
+        generated_at=now,
+        window_seconds=window_seconds,
+        counts_by_status=counts,
+        total_jobs=sum(counts.values()),
+        retry=retry,
+        completed_in_window=completed,
+        failed_in_window=failed,
+        failure_rate=_rate(failed, completed),
+        failure_rate_all_time=_rate(counts["failed"], counts["completed"]),
+        avg_duration_seconds=avg_duration,
+        rows_loaded_in_window=rows_loaded,
+        pending_total=sum(d.pending for d in depth),
+        queue_depth=depth,
+        stuck_after_seconds=stuck_after_seconds,
+        stuck_jobs=stuck,
+        recent_failures=failures,
+        quarantined_rows_open=int(open_rows),
+    )
+
+
+def _retry_stats(conn: sa.Connection) -> RetryStats:
+    row = conn.execute(
+        sa.select(
+            sa.func.count().filter(jobs.c.retry_count > 0).label("retried"),
+            sa.func.coalesce(sa.func.sum(jobs.c.retry_count), 0).label("total"),
+            sa.func.coalesce(sa.func.max(jobs.c.retry_count), 0).label("most"),
+            sa.func.count().label("jobs"),
+        )
+    ).one()
+    jobs_count = int(row.jobs)
+    return RetryStats(
+        jobs_retried=int(row.retried),
+        total_retries=int(row.total),
+        avg_retries_per_job=round(int(row.total) / jobs_count, 3) if jobs_count else 0.0,
+        max_retries=int(row.most),
+    )
+
+
+def _completed_in_window(conn: sa.Connection, since: dt.datetime) -> tuple[int, int, float | None]:
+    duration = _epoch(conn, jobs.c.completed_at) - _epoch(conn, jobs.c.started_at)
+    row = conn.execute(
+        sa.select(
+            sa.func.count().label("n"),
+            sa.func.coalesce(sa.func.sum(jobs.c.rows_loaded), 0).label("rows"),
+            sa.func.avg(duration).label("avg_duration"),
+        ).where(jobs.c.status == JobStatus.COMPLETED.value, jobs.c.completed_at >= since)
+    ).one()
+    avg = None if row.avg_duration is None else round(float(row.avg_duration), 3)
+    return int(row.n), int(row.rows), avg
+
+
+def _queue_depth(conn: sa.Connection, now: dt.datetime) -> list[QueueDepth]:
+    due = sa.or_(jobs.c.next_attempt_at.is_(None), jobs.c.next_attempt_at <= now)
+    stmt = (
+        sa.select(
+            jobs.c.priority,
+            sa.func.count().label("pending"),
+            sa.func.count().filter(due).label("due"),
+        )
+        .where(jobs.c.status == JobStatus.PENDING.value)
+        .group_by(jobs.c.priority)
+        .order_by(jobs.c.priority.desc())
+    )
+    return [QueueDepth(int(r.priority), int(r.pending), int(r.due)) for r in conn.execute(stmt)]
+
+
+def stuck_condition(stale_before: dt.datetime) -> sa.ColumnElement[bool]:
+    """Processing, no heartbeat since `stale_before`, and no retry scheduled after it: the
+    same test as the reaper's (`recovery.is_stale`)."""
+    heartbeat = sa.func.coalesce(jobs.c.last_heartbeat_at, jobs.c.updated_at)
+    return sa.and_(
+        jobs.c.status == JobStatus.PROCESSING.value,
+        heartbeat < stale_before,
+        sa.or_(jobs.c.next_attempt_at.is_(None), jobs.c.next_attempt_at < stale_before),
+    )
+
+
+def _stuck_jobs(
+    conn: sa.Connection, now: dt.datetime, stuck_after_seconds: int, dagster_ui_url: str | None
+) -> list[StuckJob]:
+    stale_before = now - dt.timedelta(seconds=stuck_after_seconds)
+    stmt = (
+        sa.select(jobs)
+        .where(stuck_condition(stale_before))
+        .order_by(jobs.c.last_heartbeat_at.asc().nulls_first(), jobs.c.job_id)
+        .limit(100)
+    )
+    return [
+        StuckJob(
+            job_id=r["job_id"],
+            title=r["title"],
+            run_id=r["run_id"],
+            attempts=r["attempts"],
+            last_heartbeat_at=r["last_heartbeat_at"],
+            heartbeat_age_seconds=_seconds(now, r["last_heartbeat_at"] or r["updated_at"]) or 0.0,
+            dagster_run_url=run_url(dagster_ui_url, r["run_id"]),
+        )
+        for r in conn.execute(stmt).mappings()
+    ]
+
+
+def _recent_failures(
+    conn: sa.Connection, limit: int, dagster_ui_url: str | None
+) -> list[RecentFailure]:
+    stmt = (
+        sa.select(jobs)
+        .where(jobs.c.status == JobStatus.FAILED.value)
+        .order_by(jobs.c.completed_at.desc(), jobs.c.job_id.desc())
+        .limit(limit)
+    )
+    return [
+        RecentFailure(
+            job_id=r["job_id"],
+            title=r["title"],
+            dataset=r["dataset"],
+            error_type=ErrorType(r["error_type"]) if r["error_type"] else None,
+            error_message=r["error_message"],
+            failed_at=r["completed_at"] or r["updated_at"],
+            attempts=r["attempts"],
+            retry_count=r["retry_count"],
+            run_id=r["run_id"],
+            dagster_run_url=run_url(dagster_ui_url, r["run_id"]),
+        )
+        for r in conn.execute(stmt).mappings()
+    ]
