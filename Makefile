@@ -25,9 +25,10 @@ demo: $(STAMP) ## run the whole sample flow on embedded SQLite (quick start, ste
 
 test: lint typecheck unit ## lint, type-check and run every test (quick start, step 2)
 
-lint: $(STAMP) ## ruff lint and format check
+lint: $(STAMP) ## ruff lint and format check, import layer contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP) ## mypy over etl_assets/
 	$(BIN)/mypy etl_assets

@@ -44,6 +44,9 @@ setup(
             "pytest>=8,<10",
             "pytest-timeout>=2.3,<3",  # a hung daemon test fails instead of eating the CI budget
             "ruff>=0.6,<1",
+            # Layer contracts (pyproject.toml): imports only downwards, no dataset named by
+            # the generic code; checked by `make lint`.
+            "import-linter>=2.1,<3",
             "mypy>=1.10,<2",
             "types-requests",
             "types-PyYAML",

@@ -79,7 +79,7 @@ class Settings:
     dispatch_interval_seconds: int = _setting(5, "Seconds between dispatch sensor ticks.")
     inbox_interval_seconds: int = _setting(10, "Seconds between inbox sensor ticks.")
     downstream_interval_seconds: int = _setting(
-        15, "Seconds between ticks of the sensor that refreshes daily_sales and customer_rfm."
+        15, "Seconds between ticks of the sensor that checks and refreshes the downstream tables."
     )
     inbox_settle_seconds: float = _setting(
         2.0, "A file in the inbox must be unchanged this long before it is registered."

@@ -78,7 +78,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         asset_checks=[*(d.checks for d in datasets), *DOWNSTREAM_CHECKS],
         jobs=[*dataset_jobs, batch_job, downstream_job],
         sensors=[
-            build_downstream_sensor(downstream_job, datasets, settings.downstream_interval_seconds),
+            build_downstream_sensor(
+                downstream_job, datasets, DOWNSTREAM_CHECKS, settings.downstream_interval_seconds
+            ),
             build_inbox_sensor(
                 settings.inbox_dir, settings.inbox_settle_seconds, settings.inbox_interval_seconds
             ),

@@ -25,11 +25,12 @@ from etl_assets.ledger.errors import IllegalTransition, JobNotFound
 from etl_assets.pipeline.whole_job import run_whole_job
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
+from etl_assets.runs.tags import BATCH_TAG, JOB_TAG_PREFIX
 from etl_assets.runs.tracking import Heartbeat, worker_identity
 
+__all__ = ["BATCH_JOB", "BATCH_TAG", "JOB_TAG_PREFIX", "build_batch_job"]
+
 BATCH_JOB = "etl_batch_job"
-BATCH_TAG = "etl/batch"  # on batch runs; its value is the number of jobs in the batch
-JOB_TAG_PREFIX = "etl-batch-job/"  # one tag per job of a batch: etl-batch-job/<job_id> = attempt
 
 logger = logging.getLogger(__name__)
 

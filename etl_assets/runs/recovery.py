@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from etl_assets.assets.batch import BATCH_TAG, JOB_TAG_PREFIX
 from etl_assets.db import utcnow
 from etl_assets.ledger import ErrorType, Job, Ledger
 from etl_assets.ledger.errors import IllegalTransition
 from etl_assets.runs.retries import Backoff
+from etl_assets.runs.tags import BATCH_TAG, JOB_TAG_PREFIX
 
 WAITING_STATUSES = frozenset(
     {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING}

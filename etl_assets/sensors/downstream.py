@@ -16,7 +16,7 @@ import dagster as dg
 
 from etl_assets.assets.factory import DatasetDefinitions
 from etl_assets.db import read_connection
-from etl_assets.downstream.assets import DAILY_SALES_KEY, downstream_key
+from etl_assets.downstream.assets import downstream_key
 from etl_assets.downstream.base import latest_event_id_of, watermark
 from etl_assets.downstream.registry import DOWNSTREAM
 from etl_assets.resources.ledger import LedgerResource
@@ -32,16 +32,21 @@ IN_PROGRESS = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
-TOTALS_CHECK = dg.AssetCheckKey(DAILY_SALES_KEY, "daily_sales_totals_match")
 
 
 def build_downstream_sensor(
     job: "UnresolvedAssetJobDefinition",
     datasets: Sequence[DatasetDefinitions],
+    table_checks: Sequence[dg.AssetChecksDefinition],
     interval_seconds: int,
 ) -> dg.SensorDefinition:
-    """Requests a check-and-refresh run when datasets loaded since the last one."""
+    """Requests a check-and-refresh run when datasets loaded since the last one;
+    `table_checks` are the downstream tables' own checks, run after their refresh."""
     checks_of = {d.dataset.name: list(d.checks.check_keys) for d in datasets}
+    checks_of_table: dict[str, list[dg.AssetCheckKey]] = {}
+    for checks in table_checks:
+        for key in checks.check_keys:
+            checks_of_table.setdefault(key.asset_key.to_user_string(), []).append(key)
 
     @dg.sensor(
         name="downstream_sensor",
@@ -77,8 +82,7 @@ def build_downstream_sensor(
             return dg.SkipReason(f"run {running[0].run_id} is refreshing; waiting for it")
         config = {"up_to_event_id": up_to}
         check_keys = [key for name in sorted(to_check) for key in checks_of[name]]
-        if any(table.table.name == DAILY_SALES_KEY.path[-1] for table in behind):
-            check_keys.append(TOTALS_CHECK)
+        check_keys += [key for table in behind for key in checks_of_table.get(table.name, [])]
         request = dg.RunRequest(
             # One run per newest event: Dagster never launches a run_key twice.
             run_key=f"events-through-{up_to}",
