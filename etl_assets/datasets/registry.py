@@ -12,11 +12,13 @@ from collections.abc import Iterable, Sequence
 
 from etl_assets.datasets.base import Dataset
 from etl_assets.datasets.customers import CUSTOMERS
+from etl_assets.datasets.inventory import INVENTORY
 from etl_assets.datasets.sales import SALES
 from etl_assets.errors import PermanentError
 
 SHIPPED: tuple[Dataset, ...] = (
     SALES,
+    INVENTORY,
     CUSTOMERS,
 )
 

@@ -119,3 +119,26 @@ def write_sales_csv(path: Path, frame: pd.DataFrame) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
     return path
+
+
+def inventory_frame(
+    *,
+    seed: int = 0,
+    days: tuple[dt.date, ...] = (dt.date(2024, 3, 31),),
+    stores: int = 12,
+    skus: int = 40,
+) -> pd.DataFrame:
+    """One stock count per store and SKU on each of `days`, as strings (the SKUs and stores
+    the sales generator uses, so stock and sales meet in stock_cover)."""
+    rng = np.random.default_rng(seed)
+    rows = [
+        (day.isoformat(), f"STORE-{store:02d}", f"SKU-{sku:04d}")
+        for day in days
+        for store in range(1, stores + 1)
+        for sku in range(1, min(skus, KNOWN_SKUS) + 1)
+    ]
+    frame = pd.DataFrame(rows, columns=["snapshot_date", "store_id", "sku"])
+    frame["on_hand"] = rng.integers(0, 200, size=len(frame)).astype(str)
+    frame["unit_cost"] = np.round(rng.uniform(1, 120, size=len(frame)), 2).astype(str)
+    frame["currency"] = np.array(CURRENCIES)[rng.integers(0, len(CURRENCIES), size=len(frame))]
+    return frame
