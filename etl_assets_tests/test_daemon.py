@@ -103,16 +103,17 @@ def test_inbox_to_warehouse_through_the_daemon(
         }
 
         # The downstream assets were materialized and every check of the dataset that
-        # loaded (sales) and of the tables refreshed is green; no other dataset's ran.
+        # loaded (sales), of the one stock_cover also reads (inventory) and of the tables
+        # refreshed is green; no other dataset's ran.
         assert refresh.status is dg.DagsterRunStatus.SUCCESS
-        for asset in ("daily_sales", "customer_rfm"):
+        for asset in ("daily_sales", "customer_rfm", "stock_cover"):
             assert instance.get_latest_materialization_event(dg.AssetKey(asset)) is not None
         check_keys = defs.resolve_asset_graph().asset_check_keys
         latest_checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
             list(check_keys)
         )
         ran = {key.to_user_string(): record.status.value for key, record in latest_checks.items()}
-        checked = {"sales/sales_fact", "daily_sales"}
+        checked = {"sales/sales_fact", "inventory/inventory_snapshots", "daily_sales"}
         assert ran == {
             key.to_user_string(): "SUCCEEDED"
             for key in check_keys

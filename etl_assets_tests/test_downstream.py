@@ -12,7 +12,13 @@ import pytest
 import sqlalchemy as sa
 from conftest import Platform
 
-from etl_assets.datasets.samples import sales_frame, write_sales_csv
+from etl_assets.datasets.samples import (
+    customers_frame,
+    inventory_frame,
+    sales_frame,
+    write_csv,
+    write_sales_csv,
+)
 from etl_assets.downstream.assets import DOWNSTREAM_JOB
 from etl_assets.downstream.base import refresh as refresh_table
 from etl_assets.downstream.customer_rfm import CUSTOMER_RFM
@@ -68,10 +74,19 @@ def test_jobs_loading_start_the_refresh_and_checks_go_green(platform: Platform) 
 
     result = refresh(platform)
     assert result is not None and result.success
-    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert len(checks) == 6 and all(checks.values()), checks
+    checks = {
+        (e.asset_key.to_user_string(), e.check_name): e.passed
+        for e in result.get_asset_check_evaluations()
+    }
+    # sales loaded; stock_cover, refreshed for it, reads inventory too: both gate it
+    assert {asset for asset, _ in checks} == {
+        "sales/sales_fact",
+        "inventory/inventory_snapshots",
+        "daily_sales",
+    }
+    assert len(checks) == 12 and all(checks.values()), checks
     materialized = {m.asset_key.path[-1] for m in result.get_asset_materialization_events()}
-    assert materialized == {"daily_sales", "customer_rfm"}
+    assert materialized == {"daily_sales", "customer_rfm", "stock_cover"}
     assert refresh(platform) is None  # up to date: the next tick skips
 
     daily = table(platform, "daily_sales", "order_date, sku, store_id")
@@ -213,3 +228,51 @@ def test_a_job_completing_during_a_refresh_waits_for_the_next_one(platform: Plat
     assert table(platform, "daily_sales", "order_date")["units"].sum() == (
         expected_daily_sales(platform)["units"].sum()
     )
+
+
+def test_each_table_refreshes_only_for_the_datasets_it_consumes(platform: Platform) -> None:
+    records = customers_frame(5, seed=1)
+    path = write_csv(platform.tmp_path / "crm.csv", records)
+    publish_file(platform.ledger, source_archive(platform.settings.staging_dir), path)
+    platform.run_all()
+    [request] = platform.daemon.tick("downstream_sensor")
+    assert request.asset_selection == []  # no table consumes customers...
+    assert {key.asset_key.to_user_string() for key in request.asset_check_keys or []} == {
+        "customers/customer_records"  # ...but its checks run
+    }
+    assert platform.daemon.execute(request, DOWNSTREAM_JOB).success
+
+    platform.submit("north.csv", rows=30)
+    platform.run_all()
+    [request] = platform.daemon.tick("downstream_sensor")
+    tables = {key.to_user_string() for key in request.asset_selection or []}
+    assert tables == {"daily_sales", "customer_rfm", "stock_cover"}
+    checked = {key.asset_key.to_user_string() for key in request.asset_check_keys or []}
+    assert checked == {"sales/sales_fact", "inventory/inventory_snapshots", "daily_sales"}
+
+
+def test_stock_cover_joins_the_latest_snapshot_with_daily_sales(platform: Platform) -> None:
+    sales = sales_frame(300, seed=4, start=dt.date(2024, 3, 1), days=31, stores=2, skus=6)
+    load(platform, "march.csv", sales)
+    days = (dt.date(2024, 3, 15), dt.date(2024, 3, 31))  # the later snapshot counts
+    stock = inventory_frame(seed=5, days=days, stores=2, skus=6)
+    path = write_csv(platform.tmp_path / "stock.csv", stock)
+    publish_file(platform.ledger, source_archive(platform.settings.staging_dir), path)
+    platform.run_all()
+    result = refresh(platform)
+    assert result is not None and result.success
+
+    cover = table(platform, "stock_cover", "store_id, sku").set_index(["store_id", "sku"])
+    latest = stock[stock["snapshot_date"] == "2024-03-31"].set_index(["store_id", "sku"])
+    sold = sales.assign(quantity=sales["quantity"].astype(int))
+    window = sold[(sold["order_date"] >= "2024-03-04") & (sold["order_date"] <= "2024-03-31")]
+    units = window.groupby(["store_id", "sku"])["quantity"].sum()
+    assert len(cover) == len(latest) == 12
+    for key, row in cover.iterrows():
+        assert str(row["snapshot_date"]) == "2024-03-31"
+        assert row["on_hand"] == int(latest.loc[key, "on_hand"])
+        assert row["units_sold"] == int(units.get(key, 0))
+        if row["units_sold"]:
+            assert row["days_of_cover"] == pytest.approx(row["on_hand"] / (row["units_sold"] / 28))
+        else:
+            assert pd.isna(row["days_of_cover"])

@@ -19,7 +19,7 @@ def test_the_sample_run_passes() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "OK: every job ended as expected" in result.stdout
-    assert "OK: customer_rfm, daily_sales materialized; all " in result.stdout
+    assert "OK: customer_rfm, daily_sales, stock_cover materialized; all " in result.stdout
     assert "warehouse checks are green." in result.stdout
     rows = [line.split() for line in result.stdout.splitlines()]
     statuses = {
@@ -28,3 +28,4 @@ def test_the_sample_run_passes() -> None:
     assert statuses["sales", "north_q1.csv"] == "completed"
     assert statuses["sales", "no_prices.csv"] == "failed"
     assert statuses["customers", "crm_export.csv"] == "completed"
+    assert statuses["inventory", "stock_q1_end.csv"] == "completed"

@@ -1,12 +1,13 @@
 """The whole flow in one command, on the embedded default (SQLite, no server): `make demo`.
 
 1. creates CSV files of every shipped dataset (sales with invalid rows, a duplicate file and
-   a broken file; customer records with invalid emails and countries) in a temporary inbox,
-   and starts the reference FX and catalog APIs;
+   a broken file; inventory snapshots with an unknown product; customer records with an
+   invalid email and country) in a temporary inbox, and starts the reference FX and catalog
+   APIs;
 2. runs the real inbox sensor (publisher), the real dispatch sensor and the real asset jobs
    on a temporary DAGSTER_HOME and SQLite database;
-3. runs the real downstream sensor and job: the checks of every dataset, then daily_sales and
-   customer_rfm;
+3. runs the real downstream sensor and job: the checks of every dataset, then daily_sales,
+   customer_rfm and stock_cover;
 4. prints the jobs table, row counts, warehouse totals and check results, and exits non-zero
    if any job did not end as expected, a downstream asset was not materialized or a check
    is red.
@@ -63,7 +64,11 @@ def run(workdir: Path) -> int:
         for secret in ("FX_API_TOKEN", "CATALOG_API_TOKEN"):
             os.environ.pop(secret, None)
         inbox = workdir / "data" / "inbox"
-        expected = make_sales(inbox / "sales") | make_customers(inbox / "customers")
+        expected = (
+            make_sales(inbox / "sales")
+            | make_inventory(inbox / "inventory")
+            | make_customers(inbox / "customers")
+        )
         started = time.perf_counter()
         jobs, downstream = run_pipeline()
         seconds = time.perf_counter() - started
@@ -96,6 +101,23 @@ def make_sales(inbox: Path) -> dict[str, dict[str, object]]:
         "south_q1.csv": {"status": "completed", "rows_total": 150, "rows_quarantined": 0},
         "docs_sample.csv": {"status": "completed", "rows_quarantined": 0},
         "no_prices.csv": {"status": "failed", "error_type": "permanent"},
+    }
+
+
+def make_inventory(inbox: Path) -> dict[str, dict[str, object]]:
+    """Write the stock snapshots: the documented sample, and the end of the quarter for the
+    stores and products the orders name, with a product the catalog does not know."""
+    import datetime as dt
+
+    from etl_assets.datasets.samples import inventory_frame, write_csv
+
+    stock = inventory_frame(seed=5, days=(dt.date(2024, 3, 31),), stores=12, skus=30)
+    stock.iloc[17, stock.columns.get_loc("sku")] = "SKU-9999"
+    write_csv(inbox / "stock_q1_end.csv", stock)
+    shutil.copy(REPO / "docs" / "sample-data" / "inventory.csv", inbox / "docs_inventory.csv")
+    return {
+        "stock_q1_end.csv": {"status": "completed", "rows_total": 360, "rows_quarantined": 1},
+        "docs_inventory.csv": {"status": "completed", "rows_quarantined": 0},
     }
 
 
@@ -184,9 +206,19 @@ def report_downstream(downstream: dict[str, object]) -> None:
         days = conn.execute(
             sa.text("SELECT count(DISTINCT order_date), count(*) FROM daily_sales")
         ).one()
+        cover = conn.execute(
+            sa.text(
+                "SELECT store_id, sku, on_hand, units_sold, round(days_of_cover, 1) "
+                "FROM stock_cover WHERE days_of_cover IS NOT NULL "
+                "ORDER BY days_of_cover, store_id, sku LIMIT 5"
+            )
+        ).all()
+        covered = conn.execute(sa.text("SELECT count(*) FROM stock_cover")).scalar_one()
     print(f"\nDownstream assets materialized: {', '.join(downstream['materialized']) or 'none'}")
     print(f"daily_sales: {days[1]} rows over {days[0]} days")
     print(format_table(("rfm segment", "customers", "monetary"), segments))
+    print(f"\nstock_cover: {covered} store/product pairs; the five closest to running out")
+    print(format_table(("store", "sku", "on hand", "sold in 28 days", "days of cover"), cover))
     print("\nWarehouse checks (etl_assets/assets/checks.py)")
     checks = downstream["checks"]
     print(

@@ -7,9 +7,10 @@ import sqlalchemy as sa
 from etl_assets.downstream.base import Downstream, watermark
 from etl_assets.downstream.customer_rfm import CUSTOMER_RFM
 from etl_assets.downstream.daily_sales import DAILY_SALES
+from etl_assets.downstream.stock_cover import STOCK_COVER
 from etl_assets.events.store import events
 
-DOWNSTREAM: tuple[Downstream, ...] = (DAILY_SALES, CUSTOMER_RFM)
+DOWNSTREAM: tuple[Downstream, ...] = (DAILY_SALES, CUSTOMER_RFM, STOCK_COVER)
 
 
 def consumers_of(dataset: str) -> list[Downstream]:
