@@ -144,6 +144,17 @@ class Settings:
     dagster_ui_url: str = _setting(
         "http://127.0.0.1:3000", "Base URL of the Dagster UI, for links to a job's runs."
     )
+    dagster_home: str = _setting(
+        "",
+        "Dagster's instance folder (Dagster reads it too); when set, `etl` adds partitions "
+        "and terminates runs at once, and `etl api` checks the daemon.",
+    )
+    dagster_pg_url: str = _setting(
+        "",
+        "postgresql+psycopg2:// URL of Dagster's own storage; `etl dagster-home` writes it "
+        "into dagster.yaml as an env reference.",
+        secret=True,
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -203,6 +214,12 @@ def _parse(name: str, raw: str, kind: type) -> Any:
         return kind(raw)
     except ValueError:
         raise ValueError(f"setting {name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+
+
+def library_variable(name: str) -> str | None:
+    """A variable another library reads itself (Arrow, glibc), for code that must not
+    override what the user chose there."""
+    return os.environ.get(name)
 
 
 def secret_source(name: str, value: str, environ: Mapping[str, str] | None = None) -> Any:

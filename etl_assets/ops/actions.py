@@ -8,7 +8,6 @@ a row retry enriches with), so the CLI and the API cannot drift apart.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,7 +26,7 @@ def add_partitions(jobs: Sequence[Job]) -> str | None:
     """Add the jobs' partitions (each in its dataset's) now when a Dagster instance is
     configured (else the dispatch sensor adds them when it claims the jobs). Returns a note
     when that could not be done."""
-    if not jobs or not os.environ.get("DAGSTER_HOME"):
+    if not jobs or not Settings.from_env().dagster_home:
         return None
     import dagster as dg
 
@@ -82,7 +81,7 @@ def cancel_job(ledger: Ledger, job_id: str) -> Cancelled:
 
 def terminate_run(run_id: str) -> str:
     """Ask Dagster to terminate a run; the run also stops by itself at its next heartbeat."""
-    if not os.environ.get("DAGSTER_HOME"):
+    if not Settings.from_env().dagster_home:
         return f"run {run_id}: stops at its next heartbeat (set DAGSTER_HOME to terminate it now)"
     import dagster as dg
 

@@ -8,7 +8,6 @@ when CELERY_BROKER_URL is set, runs are launched on the Celery run workers (`etl
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,9 @@ from etl_assets.config import Settings
 def instance_config(
     template: Mapping[str, Any], settings: Settings, environ: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
-    """The dagster.yaml content for `settings`, starting from `template`."""
-    env = os.environ if environ is None else environ
+    """The dagster.yaml content for `settings`, starting from `template` (`environ`: the
+    environment to read DAGSTER_PG_URL from instead of the settings')."""
+    pg_url = settings.dagster_pg_url if environ is None else environ.get("DAGSTER_PG_URL", "")
     config: dict[str, Any] = yaml.safe_load(yaml.safe_dump(dict(template)))  # deep copy
     config.setdefault("concurrency", {}).setdefault("runs", {})["max_concurrent_runs"] = (
         settings.max_concurrent_jobs
@@ -30,8 +30,8 @@ def instance_config(
     config.setdefault("run_monitoring", {})["max_runtime_seconds"] = (
         settings.job_timeout_minutes * 60
     )
-    if env.get("DAGSTER_PG_URL"):
-        check_dagster_pg_url(env["DAGSTER_PG_URL"])
+    if pg_url:
+        check_dagster_pg_url(pg_url)
         config["storage"] = {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}
     if settings.celery_broker_url:
         # Warm run workers (`etl worker`): runs start in an already-loaded process.

@@ -12,10 +12,11 @@ jemalloc for Arrow, and 292 MB with the settings below, at about 5 % of the job'
 from __future__ import annotations
 
 import ctypes
-import os
 import platform
 
 import pyarrow as pa
+
+from etl_assets.config import library_variable
 
 # glibc mallopt parameter: blocks at least this big are mmapped and returned to the system on
 # free. Fixing it also stops glibc from raising it after each large free.
@@ -26,7 +27,8 @@ MMAP_THRESHOLD_BYTES = 256 * 1024
 def return_freed_memory() -> None:
     """Use Arrow's system allocator and a fixed glibc mmap threshold, unless the environment
     already chose (ARROW_DEFAULT_MEMORY_POOL, MALLOC_MMAP_THRESHOLD_)."""
-    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+    if not library_variable("ARROW_DEFAULT_MEMORY_POOL"):
         pa.set_memory_pool(pa.system_memory_pool())
-    if os.environ.get("MALLOC_MMAP_THRESHOLD_") is None and platform.libc_ver()[0] == "glibc":
+    chosen = library_variable("MALLOC_MMAP_THRESHOLD_") is not None
+    if not chosen and platform.libc_ver()[0] == "glibc":
         ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
