@@ -51,7 +51,7 @@ def test_missing_dates_and_gaps_per_store(cli: CliRunner) -> None:
 
     table = cli.invoke(main, args)
     assert table.exit_code == 1
-    assert "STORE-B  2            3             2024-03-03..2024-03-05" in table.stdout
+    assert "STORE-B   2            3             2024-03-03..2024-03-05" in table.stdout
     assert "INCOMPLETE" in table.stdout
 
 
