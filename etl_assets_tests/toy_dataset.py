@@ -21,6 +21,7 @@ from etl_assets.datasets.base import (
     Dataset,
     Kind,
     TransformContext,
+    lineage_columns,
 )
 from etl_assets.db import metadata
 
@@ -36,8 +37,7 @@ def readings_table(name: str) -> sa.Table:
         sa.Column("reading_date", sa.Date, primary_key=True),
         sa.Column("value", sa.Float, nullable=False),
         sa.Column("value_squared", sa.Float, nullable=False),
-        sa.Column("job_id", sa.String(32), nullable=False),
-        sa.Column("source_row", sa.BigInteger, nullable=False),
+        *lineage_columns(),
     )
 
 

@@ -25,6 +25,15 @@ LINEAGE_COLUMNS = (JOB_ID, ROW_NUMBER)
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
+def lineage_columns() -> list[sa.Column[Any]]:
+    """The columns every fact table ends with: the job that loaded the row and its line in
+    that job's file (new Column objects: one set per table)."""
+    return [
+        sa.Column(JOB_ID, sa.String(32), nullable=False),
+        sa.Column(ROW_NUMBER, sa.BigInteger, nullable=False),
+    ]
+
+
 class Kind(enum.Enum):
     """What a column holds, which decides how it is parsed and checked."""
 

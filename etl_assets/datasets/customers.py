@@ -12,7 +12,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from etl_assets.datasets.base import Check, CheckContext, ColumnRule, Dataset, Kind
+from etl_assets.datasets.base import (
+    Check,
+    CheckContext,
+    ColumnRule,
+    Dataset,
+    Kind,
+    lineage_columns,
+)
 from etl_assets.datasets.dimensions import CUSTOMER_PROFILES
 from etl_assets.db import metadata
 
@@ -24,8 +31,7 @@ customer_records = sa.Table(
     sa.Column("email", sa.String(254), nullable=False),
     sa.Column("country", sa.String(2), nullable=False),
     sa.Column("signup_date", sa.Date, nullable=False),
-    sa.Column("job_id", sa.String(32), nullable=False),  # lineage: the job that loaded the row
-    sa.Column("source_row", sa.BigInteger, nullable=False),  # its line in that job's file
+    *lineage_columns(),  # job_id, source_row
     sa.Index("ix_customer_records_job_id", "job_id"),
     sa.Index("ix_customer_records_email", "email"),
 )

@@ -61,6 +61,14 @@ def fx_rates(*, date: str, currency: str, conversion: FxConversion) -> Enrichmen
     )
 
 
+def catalog_columns() -> list[sa.Column[Any]]:
+    """The fact table columns `catalog_products` fills."""
+    return [
+        sa.Column("product_name", sa.String(200), nullable=False),
+        sa.Column("category", sa.String(100), nullable=False),
+    ]
+
+
 def catalog_products(*, sku: str) -> Enrichment:
     """Each row's product name and category, by SKU, from the catalog API (100 per call).
 

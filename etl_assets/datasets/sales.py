@@ -11,10 +11,22 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
-from etl_assets.datasets.base import ColumnRule, Completeness, Dataset, Kind, TransformContext
+from etl_assets.datasets.base import (
+    ColumnRule,
+    Completeness,
+    Dataset,
+    Kind,
+    TransformContext,
+    lineage_columns,
+)
 from etl_assets.datasets.common import CURRENCY, MONEY, SKU
 from etl_assets.datasets.dimensions import PRODUCTS, customer_orders
-from etl_assets.datasets.enrichments import FxConversion, catalog_products, fx_rates
+from etl_assets.datasets.enrichments import (
+    FxConversion,
+    catalog_columns,
+    catalog_products,
+    fx_rates,
+)
 from etl_assets.db import metadata
 
 sales_fact = sa.Table(
@@ -33,10 +45,8 @@ sales_fact = sa.Table(
     sa.Column("fx_date", sa.Date, nullable=False),  # the date the rate was published
     sa.Column("amount_reporting", MONEY, nullable=False),
     sa.Column("reporting_currency", sa.String(3), nullable=False),
-    sa.Column("product_name", sa.String(200), nullable=False),
-    sa.Column("category", sa.String(100), nullable=False),
-    sa.Column("job_id", sa.String(32), nullable=False),  # lineage: the job that loaded the row
-    sa.Column("source_row", sa.BigInteger, nullable=False),  # its line in that job's file
+    *catalog_columns(),
+    *lineage_columns(),  # job_id, source_row
     sa.Index("ix_sales_fact_job_id", "job_id"),
     sa.Index("ix_sales_fact_order_date", "order_date"),
 )
