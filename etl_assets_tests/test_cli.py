@@ -135,3 +135,19 @@ def test_dagster_home_creates_the_api_pools(
     assert "pools ready: catalog_api, fx_api" in result.output
     with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
         assert {"catalog_api", "fx_api"} <= instance.event_log_storage.get_concurrency_keys()
+
+
+def test_submit_finds_the_dataset_from_the_header(etl: CliRunner, tmp_path: Path) -> None:
+    from etl_assets.datasets.samples import customers_frame, write_csv
+
+    records = write_csv(tmp_path / "crm.csv", customers_frame(3))
+    answer = etl.invoke(main, ["submit", str(records), "--json"])
+    assert answer.exit_code == 0, answer.output
+    assert json.loads(answer.stdout)[0]["dataset"] == "customers"
+
+    odd = tmp_path / "odd.csv"
+    odd.write_text("colour,size\nred,2\n")
+    refused = etl.invoke(main, ["submit", str(odd)])
+    assert refused.exit_code == 1
+    assert refused.output.startswith("Error: odd.csv: its header fits no dataset (sales: ")
+    assert refused.output.rstrip().endswith("name the dataset")
