@@ -86,3 +86,24 @@ def test_a_file_of_another_dataset_is_refused_by_name(platform: Platform, datase
     failed = platform.ledger.get(job.job_id)
     assert (failed.status, failed.error_type, failed.attempts) == (JobStatus.FAILED, "permanent", 1)
     assert "wrong.csv: missing required column(s)" in (failed.error_message or "")
+
+
+def test_a_quarantined_customer_record_loads_once_fixed(platform: Platform) -> None:
+    from etl_assets.pipeline.row_retry import EnrichmentClients, retry_rows
+    from etl_assets.resources.apis import enrichment_clients
+
+    records = customers_frame(4, seed=5)
+    records.iloc[1, records.columns.get_loc("country")] = "XX"
+    job = submit(platform, "crm.csv", records)
+    platform.run_all()
+    [row] = platform.ledger.quarantined(job.job_id)
+
+    clients = EnrichmentClients(enrichment_clients(platform.settings), "EUR")
+    result = retry_rows(platform.ledger, clients, row_ids=[row["id"]], fixes={"country": "de"})
+    assert result.loaded == [row["id"]]
+    done = platform.ledger.get(job.job_id)
+    assert (done.rows_loaded, done.rows_quarantined) == (4, 0)
+    [(country,)] = one(
+        platform, "SELECT country FROM dim_customer WHERE customer_id = :c", c="C00002"
+    )
+    assert country == "DE"

@@ -78,8 +78,9 @@ class Check:
     """A warehouse check of a dataset's fact table: the SELECT of what offends it.
 
     `offending(context)` returns a SELECT of the offending rows or keys (the sample shown in
-    the UI is ordered by its columns, first to last); an empty result is green. Blocking checks stop the
-    downstream tables that consume the dataset from being refreshed on top of bad rows.
+    the UI is ordered by its columns, first to last); an empty result is green. Blocking
+    checks stop the downstream tables that consume the dataset from being refreshed on top of
+    bad rows.
     """
 
     name: str
