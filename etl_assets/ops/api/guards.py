@@ -72,8 +72,10 @@ class RequestGuardMiddleware:
 
         async def bounded_receive() -> Message:
             nonlocal received, refused
+            if refused:  # however often the route asks again, no more of the body is read
+                return {"type": "http.disconnect"}
             message: Message = await receive()
-            if message["type"] == "http.request" and not refused:
+            if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     refused = True
