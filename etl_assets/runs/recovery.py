@@ -93,6 +93,19 @@ def is_stale(job: Job, stale_before: dt.datetime) -> bool:
     return heartbeat < stale_before and (retry_due is None or retry_due < stale_before)
 
 
+def ended_run_verdict(run: dg.DagsterRun, detail: str | None = None) -> Verdict:
+    """The verdict on a job still processing when its run ended: a lost attempt, like a hung
+    one (see the module doc), so a timeout, applied whatever the heartbeat says. `detail` is
+    what Dagster said about the end (a run-failure event's message), when known."""
+    cause = detail or "its process died or was killed"
+    return Verdict(
+        Action.REQUEUE,
+        ErrorType.TIMEOUT,
+        f"run {run.run_id} ended ({run.status.value}) without recording the job's outcome "
+        f"({cause})",
+    )
+
+
 def diagnose(job: Job, run: dg.DagsterRun | None, stale_before: dt.datetime) -> Verdict | None:
     """What to do with a processing job, given its run (see the module's table)."""
     stale = is_stale(job, stale_before)
@@ -102,13 +115,8 @@ def diagnose(job: Job, run: dg.DagsterRun | None, stale_before: dt.datetime) -> 
         return Verdict(Action.REQUEUE, ErrorType.TIMEOUT, "no run started for this attempt", True)
     if run.status == dg.DagsterRunStatus.CANCELED:
         return Verdict(Action.CANCEL, ErrorType.TRANSIENT, f"run {run.run_id} was cancelled")
-    if run.is_finished:  # a lost attempt, like a hung one (see the module doc)
-        return Verdict(
-            Action.REQUEUE,
-            ErrorType.TIMEOUT,
-            f"run {run.run_id} ended ({run.status.value}) without recording the job's outcome "
-            "(its process died or was killed)",
-        )
+    if run.is_finished:
+        return ended_run_verdict(run)
     if run.status in WAITING_STATUSES or not stale:
         return None
     return Verdict(
