@@ -141,6 +141,9 @@ class Settings:
         secret=True,
     )
     ops_api_max_upload_mb: float = _setting(100.0, "Largest CSV the ops API accepts, in MB.")
+    ops_api_max_body_kb: int = _setting(
+        64, "Largest request body the ops API reads on any route but the upload, in KB."
+    )
     dagster_ui_url: str = _setting(
         "http://127.0.0.1:3000", "Base URL of the Dagster UI, for links to a job's runs."
     )

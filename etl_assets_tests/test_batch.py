@@ -70,9 +70,18 @@ def test_a_batch_loads_every_good_job_and_records_the_bad_ones(
     [request] = batched.daemon.tick("dispatch_sensor")
     assert request.job_name == BATCH_JOB
     result = batched.daemon.execute(request)
-    assert result.success  # one bad job and one unlucky one do not fail the run
-
+    # The others ran and loaded; the run then fails, so the Runs page shows the failed jobs.
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.user_failure_data.description  # type: ignore[union-attr]
+    assert message.startswith("2 of the batch's 4 jobs failed (2 completed)")
+    assert (
+        f"job {broken.job_id} failed: " in message and f"job {good[0].job_id} failed: " in message
+    )
+    before = {job.job_id: job for job in batched.ledger.list_jobs()}
+    failure_sensor_sees(batched, result.run_id)
     jobs = {job.job_id: job for job in batched.ledger.list_jobs()}
+    assert jobs == before  # the sensor finds every job recorded already: nothing requeued twice
     requeued = jobs[good[0].job_id]
     assert (requeued.status, requeued.error_type) == (JobStatus.PENDING, ErrorType.TRANSIENT)
     assert jobs[broken.job_id].status is JobStatus.FAILED
@@ -88,6 +97,32 @@ def test_a_batch_loads_every_good_job_and_records_the_bad_ones(
     again = batched.ledger.get(good[0].job_id)
     assert (again.status, again.attempts) == (JobStatus.COMPLETED, 2)
     assert materialized(batched, "sales/sales_fact") == {job.job_id for job in good}
+
+
+def failure_sensor_sees(platform: Platform, run_id: str) -> None:
+    """Evaluate the run-failure sensor on the failed run, as the daemon would."""
+    instance = platform.daemon.instance
+    run = instance.get_run_by_id(run_id)
+    assert run is not None and run.status is dg.DagsterRunStatus.FAILURE
+    [entry] = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    defs = platform.daemon.defs
+    sensor = defs.get_unresolved_sensor_def("job_run_failure_sensor")
+    context = dg.build_run_status_sensor_context(
+        sensor_name=sensor.name,
+        dagster_event=entry.dagster_event,  # type: ignore[arg-type]
+        dagster_instance=instance,
+        dagster_run=run,
+        resources={"ledger": defs.resources["ledger"]},  # type: ignore[index]
+    ).for_run_failure()
+    sensor(context)  # type: ignore[call-arg]
+
+
+def test_a_batch_of_good_jobs_is_a_successful_run(batched: Platform) -> None:
+    good = [batched.submit(f"ok{n}.csv", rows=20, seed=n) for n in range(2)]
+    [request] = batched.daemon.tick("dispatch_sensor")
+    assert request.job_name == BATCH_JOB
+    assert batched.daemon.execute(request).success
+    assert {batched.ledger.get(job.job_id).status for job in good} == {JobStatus.COMPLETED}
 
 
 def test_the_failure_sensor_and_the_reaper_find_the_jobs_of_a_batch_run(

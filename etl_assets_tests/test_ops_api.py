@@ -315,7 +315,6 @@ def test_upload_creates_a_job_and_a_duplicate_answers_the_existing_one(
         ("data.xlsx", b"PK\x03\x04", {}, 415, "not_csv", "only .csv files"),
         ("data.csv", b"\x89PNG\r\n\x1a\n\x00\x00", {}, 415, "not_csv", "binary content"),
         ("data.csv", b"", {}, 400, "invalid_csv", "empty"),
-        ("data.csv", b"order_id,quantity\n1,2\n", {}, 400, "invalid_csv", "fits no dataset"),
         (
             "data.csv",
             b"order_id,quantity\n1,2\n",
@@ -324,6 +323,7 @@ def test_upload_creates_a_job_and_a_duplicate_answers_the_existing_one(
             "invalid_csv",
             "missing required",
         ),
+        ("data.csv", b"order_id,quantity\n1,2\n", {}, 400, "invalid_csv", "fits no dataset"),
         ("data.csv", b"\xff\xfeo\x00r\x00", {}, 415, "not_csv", "binary"),
         ("data.csv", b"a\xff,b\n", {}, 400, "invalid_csv", "not UTF-8"),
         ("data.csv", b"x\n", {"dataset": "invoices"}, 400, "unknown_dataset", "invoices"),

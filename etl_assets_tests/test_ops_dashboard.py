@@ -168,6 +168,8 @@ def test_the_dashboard_renders_counts_failures_and_links(
     assert "2 of 4 attempts failed" in section(dom, "error-chart")
     uploads = section(dom, "uploads")
     assert "500 / 1000" in uploads
+    # The bar's width is set through the CSSOM: the CSP refuses inline style attributes.
+    assert 'style="width: 50%;"' in uploads
     assert "11 jobs; 1 stuck; 3 pending; 2 alert(s) firing" in dom
     alerts = section(dom, "alerts")
     assert "failure_rate" in alerts and "stuck_jobs" in alerts

@@ -86,6 +86,22 @@ def test_the_reaper_decision_table(
     assert (verdict.action if verdict else None) is expected
 
 
+@pytest.mark.parametrize("run_status", [S.FAILURE, S.SUCCESS])
+def test_a_run_that_ended_without_the_jobs_outcome_is_a_timeout(
+    run_status: dg.DagsterRunStatus,
+) -> None:
+    """The kill path agrees with docs/troubleshooting.md: a lost attempt is a timeout; and it
+    is applied at once, however fresh the heartbeat the dead run left."""
+    verdict = diagnose(job_at(0.1), run_in(run_status), STALE_BEFORE)
+    assert verdict is not None
+    assert (verdict.action, verdict.error_type, verdict.only_if_stale) == (
+        Action.REQUEUE,
+        ErrorType.TIMEOUT,
+        False,
+    )
+    assert "without recording the job's outcome" in verdict.reason
+
+
 def test_a_job_waiting_for_its_retry_is_not_stuck() -> None:
     waiting = job_at(10, retry_in_minutes=2)  # old heartbeat, but a retry is scheduled
     assert diagnose(waiting, run_in(S.STARTED), STALE_BEFORE) is None
@@ -151,6 +167,29 @@ def test_reaper_cancels_a_job_whose_run_was_cancelled(
     instance.report_run_canceled(run)
     reap(platform)
     assert platform.ledger.get(job.job_id).status is JobStatus.CANCELLED
+
+
+def test_reaper_requeues_a_job_whose_run_died_as_a_timeout(
+    platform: Platform, instance: dg.DagsterInstance
+) -> None:
+    """Run monitoring marks a killed run failed; the job's heartbeat is still fresh. The
+    reaper takes it back at once, as troubleshooting.md says: timeout, attempt timed_out."""
+    job = platform.submit("died.csv")
+    [request] = platform.daemon.tick("dispatch_sensor")
+    run = instance.create_run_for_job(
+        platform.daemon.defs.resolve_job_def("sales_job"), tags=dict(request.tags)
+    )
+    platform.ledger.begin_run(job.job_id, run.run_id)
+    instance.report_run_failed(run, message="run worker process died")
+    reap(platform)
+    requeued = platform.ledger.get(job.job_id)
+    assert (requeued.status, requeued.error_type, requeued.retry_count) == (
+        JobStatus.PENDING,
+        ErrorType.TIMEOUT,
+        1,
+    )
+    assert "without recording the job's outcome" in (requeued.error_message or "")
+    assert platform.ledger.attempts(job.job_id)[0]["outcome"] == "timed_out"
 
 
 def test_reaper_leaves_queued_and_live_runs_alone(

@@ -12,9 +12,11 @@ import itertools
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
+import sqlalchemy as sa
 from conftest import Platform, platform_for
 
 from etl_assets.config import Settings
@@ -262,3 +264,46 @@ def test_heartbeat_survives_a_database_blip(ledger: Ledger) -> None:
     beat.stop()
     beat.check()
     assert beat.beats >= 2
+
+
+def test_a_failure_the_database_outage_hid_is_recorded_once_it_is_back(ledger: Ledger) -> None:
+    """The database is down when a step fails, and back when Dagster retries the step in the
+    same run: the retry first writes the failed attempt, so the outage leaves its trace."""
+
+    class Outage(Ledger):
+        down = True  # exactly while the failure is being recorded
+
+        def retry_in_run(self, *args: object, **kwargs: object) -> Any:
+            if Outage.down:
+                Outage.down = False
+                raise sa.exc.OperationalError("UPDATE jobs", {}, ConnectionError("gone"))
+            return super().retry_in_run(*args, **kwargs)  # type: ignore[arg-type]
+
+    outage = Outage(ledger.engine, max_attempts=3)
+    job, _ = outage.create_job(
+        dataset="sales", source_uri="/a", source_name="a", content_sha256="f" * 64, size_bytes=1
+    )
+    policy = StepPolicy(backoff=Backoff(base_seconds=0.01, jitter=0.0), heartbeat_seconds=0)
+    cut = sa.exc.OperationalError("COPY sales_fact", {}, ConnectionError("server closed"))
+    with (
+        pytest.raises(dg.RetryRequested),
+        job_step(outage, job.job_id, "run-1", "load", policy),
+    ):
+        raise cut  # a database disconnect: transient, retried in the run
+    unrecorded = ledger.get(job.job_id)
+    assert (unrecorded.attempts, unrecorded.retry_count) == (1, 0)  # the write failed
+
+    with job_step(outage, job.job_id, "run-1", "load", policy) as step:  # Dagster's retry
+        assert step.job.attempts == 2
+
+    after = ledger.get(job.job_id)
+    assert (after.status, after.attempts, after.retry_count) == (JobStatus.PROCESSING, 2, 1)
+    assert after.error_type is ErrorType.TRANSIENT
+    [first, second] = ledger.attempts(job.job_id)
+    assert (first["outcome"], first["error_type"]) == ("failed", "transient")
+    assert "recorded late" in first["error_message"]
+    assert second["attempt"] == 2
+
+    with job_step(outage, job.job_id, "run-1", "load", policy):  # written once, not again
+        pass
+    assert ledger.get(job.job_id).retry_count == 1

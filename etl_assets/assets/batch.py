@@ -9,9 +9,11 @@ partitions and the lineage in the UI look the same as for per-job runs.
 
 Each job in a batch is on its own: it is attached to the run when the batch starts, has its
 own heartbeat until it is done, and its failure is recorded in the ledger (requeued with
-backoff, or failed) without failing or delaying the others. The run itself fails only when
-something outside any job breaks; the run-failure sensor then puts back every job the run
-still held.
+backoff, or failed) without failing or delaying the others. Once every job has had its turn,
+a batch in which a job failed fails the run (`dagster.Failure` naming the failed jobs), so the
+Runs page shows it; the jobs' outcomes are all recorded by then, and the run-failure sensor
+only puts back jobs the run still held (processing), which those are not. When something
+outside any job breaks, the run fails too, and the sensor puts back every job it still held.
 """
 
 import logging
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from etl_assets.datasets import Dataset
-from etl_assets.ledger import Job
+from etl_assets.ledger import Job, JobStatus
 from etl_assets.ledger.errors import IllegalTransition, JobNotFound
 from etl_assets.pipeline.whole_job import run_whole_job
 from etl_assets.resources.ledger import LedgerResource
@@ -31,6 +33,7 @@ from etl_assets.runs.tracking import Heartbeat, worker_identity
 __all__ = ["BATCH_JOB", "BATCH_TAG", "JOB_TAG_PREFIX", "build_batch_job"]
 
 BATCH_JOB = "etl_batch_job"
+FAILED_OUTCOME = "failed"
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +96,7 @@ def _run_batch(context: dg.OpExecutionContext, config: BatchConfig, api_keys: li
                     clients=clients,
                 )
             except dg.Failure as failure:  # already recorded in the ledger by job_step
-                outcomes[job_id] = f"not completed: {failure.description}"
+                outcomes[job_id] = _not_completed(ledger, job_id, failure)
                 continue
             finally:
                 heartbeats.pop(job_id)[1].stop()
@@ -107,7 +110,31 @@ def _run_batch(context: dg.OpExecutionContext, config: BatchConfig, api_keys: li
             heartbeat.stop()
     done = sum(outcome == "completed" for outcome in outcomes.values())
     context.log.info(f"batch of {len(outcomes)} jobs: {done} completed")
+    failed = {job_id: o for job_id, o in outcomes.items() if o.startswith(FAILED_OUTCOME)}
+    if failed:
+        # Everything is recorded (ledger, materializations of the completed jobs): failing
+        # the run now only makes the Runs page show that a job of the batch failed. The
+        # run-failure sensor then finds those jobs no longer processing and leaves them be.
+        raise dg.Failure(
+            description=f"{len(failed)} of the batch's {len(outcomes)} jobs failed "
+            f"({done} completed): " + "; ".join(f"job {j} {o}" for j, o in failed.items()),
+            metadata={"jobs": len(outcomes), "completed": done, **outcomes},
+            allow_retries=False,
+        )
     context.add_output_metadata({"jobs": len(outcomes), "completed": done, **outcomes})
+
+
+def _not_completed(ledger: LedgerResource, job_id: str, failure: dg.Failure) -> str:
+    """The outcome of a job whose pipeline raised: a failed attempt (the job requeued or
+    dead-lettered), unless the job was cancelled, which is an operator's choice, not a
+    failure."""
+    try:
+        cancelled = ledger.ledger.get(job_id).status is JobStatus.CANCELLED
+    except Exception:  # noqa: BLE001 - the database may be what failed: count it as failed
+        cancelled = False
+    if cancelled:
+        return f"cancelled: {failure.description}"
+    return f"{FAILED_OUTCOME}: {failure.description}"
 
 
 def _attach(

@@ -2,32 +2,83 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
 
 from etl_assets.datasets import Dataset
 from etl_assets.errors import PermanentError
 from etl_assets.ledger import Job, Ledger, quarantine
 from etl_assets.pipeline.csv_source import read_chunks, read_header
 from etl_assets.pipeline.validation import validate_chunk
-from etl_assets.resources.staging import ChunkWriter, StagedChunks
+from etl_assets.resources.staging import ChunkWriter, StagedChunks, staged_as_json
 from etl_assets.runs.tracking import Heartbeat
 
 VALIDATE_STAGE = "validate"
 LookupKeys = frozenset[tuple[Any, ...]]
 
 
+@staged_as_json
 @dataclass(frozen=True)
 class SourceRows:
     """The job's valid rows (staged in chunks) and, per enrichment, the distinct keys of its
-    rows to look up."""
+    rows to look up. Staged as JSON (see `to_json`)."""
 
     chunks: StagedChunks
     rows_total: int
     rows_quarantined: int
     lookup_keys: Mapping[str, LookupKeys]  # enrichment name -> distinct values of its keys
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest as JSON; key values keep their type (timestamps are tagged)."""
+        return {
+            "chunks": self.chunks.to_json(),
+            "rows_total": self.rows_total,
+            "rows_quarantined": self.rows_quarantined,
+            "lookup_keys": {
+                name: [[_key_to_json(value) for value in key] for key in sorted(keys, key=repr)]
+                for name, keys in self.lookup_keys.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        """The manifest `to_json` gave."""
+        return cls(
+            StagedChunks.from_json(data["chunks"]),
+            int(data["rows_total"]),
+            int(data["rows_quarantined"]),
+            {
+                name: frozenset(tuple(_key_from_json(value) for value in key) for key in keys)
+                for name, keys in data["lookup_keys"].items()
+            },
+        )
+
+
+def _key_to_json(value: Any) -> Any:
+    """A lookup key's value as JSON: scalars as they are, a timestamp or date tagged."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, dt.datetime):  # pd.Timestamp too
+        return {"timestamp": pd.Timestamp(value).isoformat()}
+    if isinstance(value, dt.date):
+        return {"date": value.isoformat()}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TypeError(f"a lookup key of type {type(value).__name__} cannot be staged as JSON")
+
+
+def _key_from_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "timestamp" in value:
+            return pd.Timestamp(value["timestamp"])
+        return dt.date.fromisoformat(value["date"])
+    return value
 
 
 def stage_source_rows(

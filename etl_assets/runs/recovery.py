@@ -6,7 +6,7 @@ the run-failure sensor both decide here, from the job and its Dagster run, what 
 
 | the job's run | the job's heartbeat | verdict |
 |---|---|---|
-| ended (failure, success of a partial selection) | any | requeue (an attempt is spent) |
+| ended (failure, success of a partial selection) | any | requeue as a timeout |
 | cancelled (from the UI or `etl cancel`) | any | cancel the job |
 | queued or starting | any | nothing: it waits for a run slot |
 | started | stale | hung: terminate the run, requeue as a timeout |
@@ -15,6 +15,12 @@ the run-failure sensor both decide here, from the job and its Dagster run, what 
 
 "Requeue" moves the job back to pending, due after the backoff delay, or to failed
 (`transient_exhausted`) when it has no attempts left.
+
+A run that ended while the job was still `processing` died without recording the job's
+outcome (`kill -9`, out of memory, a lost node, seen by Dagster's run monitoring): like a hung
+run, the attempt was lost, not failed by an error of its own, so it is a `timeout` and the
+attempt is `timed_out`. A step that fails records its own error (`transient`, `permanent`,
+`bug`) before its run ends, so the job is no longer processing when the run is looked at.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ class Verdict:
     action: Action
     error_type: ErrorType
     reason: str
+    # Decided from a stale heartbeat alone: applied only if the job has not beaten since.
+    only_if_stale: bool = False
 
 
 def find_run(instance: dg.DagsterInstance, job: Job) -> dg.DagsterRun | None:
@@ -85,21 +93,30 @@ def is_stale(job: Job, stale_before: dt.datetime) -> bool:
     return heartbeat < stale_before and (retry_due is None or retry_due < stale_before)
 
 
+def ended_run_verdict(run: dg.DagsterRun, detail: str | None = None) -> Verdict:
+    """The verdict on a job still processing when its run ended: a lost attempt, like a hung
+    one (see the module doc), so a timeout, applied whatever the heartbeat says. `detail` is
+    what Dagster said about the end (a run-failure event's message), when known."""
+    cause = detail or "its process died or was killed"
+    return Verdict(
+        Action.REQUEUE,
+        ErrorType.TIMEOUT,
+        f"run {run.run_id} ended ({run.status.value}) without recording the job's outcome "
+        f"({cause})",
+    )
+
+
 def diagnose(job: Job, run: dg.DagsterRun | None, stale_before: dt.datetime) -> Verdict | None:
     """What to do with a processing job, given its run (see the module's table)."""
     stale = is_stale(job, stale_before)
     if run is None:
         if not stale:
             return None
-        return Verdict(Action.REQUEUE, ErrorType.TIMEOUT, "no run started for this attempt")
+        return Verdict(Action.REQUEUE, ErrorType.TIMEOUT, "no run started for this attempt", True)
     if run.status == dg.DagsterRunStatus.CANCELED:
         return Verdict(Action.CANCEL, ErrorType.TRANSIENT, f"run {run.run_id} was cancelled")
     if run.is_finished:
-        return Verdict(
-            Action.REQUEUE,
-            ErrorType.TRANSIENT,
-            f"run {run.run_id} ended ({run.status.value}) without recording the job's outcome",
-        )
+        return ended_run_verdict(run)
     if run.status in WAITING_STATUSES or not stale:
         return None
     return Verdict(
@@ -107,6 +124,7 @@ def diagnose(job: Job, run: dg.DagsterRun | None, stale_before: dt.datetime) -> 
         ErrorType.TIMEOUT,
         f"run {run.run_id} is {run.status.value} but the job's heartbeat stopped "
         f"(last {job.last_heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)",
+        True,
     )
 
 
@@ -120,8 +138,9 @@ def apply(
 ) -> Job | None:
     """Carry out a verdict; returns the job as it is now, or None if it moved on meanwhile.
 
-    A timeout is only applied if the heartbeat is still older than `stale_before`: a job
-    that beat in the meantime is alive and left alone.
+    A verdict drawn from a stale heartbeat (`only_if_stale`) is only applied if the heartbeat
+    is still older than `stale_before`: a job that beat in the meantime is alive and left
+    alone. One drawn from the run's end is applied whatever the heartbeat says.
     """
     try:
         if verdict.action is Action.CANCEL:
@@ -136,7 +155,7 @@ def apply(
             error_type=verdict.error_type,
             message=f"attempt {job.attempts}/{job.max_attempts}: {verdict.reason}",
             retry_at=utcnow() + dt.timedelta(seconds=delay),
-            stale_before=stale_before if verdict.error_type is ErrorType.TIMEOUT else None,
+            stale_before=stale_before if verdict.only_if_stale else None,
         )
     except IllegalTransition:
         return None  # the job changed since it was read (it finished, or was retried)

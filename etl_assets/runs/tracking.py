@@ -15,6 +15,11 @@ outcome:
   `Failure(allow_retries=False)`.
 
 A job is never left in `processing` by a step that failed while the database could be reached.
+When the database itself is what failed (an outage the in-run retry then outlives), the
+failure cannot be written when it happens: it is remembered in the run's process and written
+(the failed attempt, `retry_count` + 1) at the start of the step's next attempt, once the
+database answers again, so the ledger keeps a trace of the outage. The asset and batch jobs
+use the in-process executor, so a step's retry runs in the process that remembered.
 """
 
 from __future__ import annotations
@@ -104,6 +109,7 @@ def _job_step(
             metadata={"job_id": job_id},
             allow_retries=False,
         ) from exc
+    job = _record_late_failure(ledger, job, log)
     heartbeat = Heartbeat(ledger, job_id, run_id, policy.heartbeat_seconds, log).start()
     try:
         yield JobStep(job, heartbeat)
@@ -182,8 +188,10 @@ def _retry_in_run(
     except IllegalTransition as moved:
         return dg.Failure(description=f"{message}; not retried: {moved}", allow_retries=False)
     except Exception as ledger_exc:  # noqa: BLE001 - e.g. the database is down right now
-        # Retry anyway: the next attempt finds the job still held by this run, and resumes.
+        # Retry anyway: the next attempt finds the job still held by this run, resumes, and
+        # first writes this failure (see _record_late_failure).
         _log_unrecorded(log, job, ledger_exc)
+        _remember_unrecorded(_UnrecordedFailure(job.job_id, run_id, error, message))
     # The ledger's attempt budget decides; Dagster's own count is only an upper bound.
     return dg.RetryRequested(max_retries=job.max_attempts, seconds_to_wait=delay)
 
@@ -210,6 +218,56 @@ def _requeue(
     except Exception as ledger_exc:  # noqa: BLE001 - the reaper takes over
         _log_unrecorded(log, job, ledger_exc)
     return dg.Failure(description=note, metadata={"job_id": job.job_id}, allow_retries=False)
+
+
+@dataclass(frozen=True)
+class _UnrecordedFailure:
+    """A failed attempt the ledger could not be told about when it happened."""
+
+    job_id: str
+    run_id: str
+    error: ClassifiedError
+    message: str
+
+
+_unrecorded: dict[tuple[str, str], _UnrecordedFailure] = {}  # by (job id, run id)
+_unrecorded_lock = threading.Lock()  # steps of a batch run share the process
+
+
+def _remember_unrecorded(failure: _UnrecordedFailure) -> None:
+    with _unrecorded_lock:
+        _unrecorded.setdefault((failure.job_id, failure.run_id), failure)  # the first one
+
+
+def _record_late_failure(ledger: Ledger, job: Job, log: logging.Logger) -> Job:
+    """Write the failure this run could not record earlier, if there is one: the attempt
+    ends failed and the next is opened, as `retry_in_run` would have done then. Returns the
+    job as it is now. Kept for the next attempt if the database refuses again."""
+    key = (job.job_id, job.run_id or "")
+    with _unrecorded_lock:
+        failure = _unrecorded.get(key)
+    if failure is None:
+        return job
+    message = f"{failure.message} (recorded late: the database was unreachable then)"
+    try:
+        job = ledger.retry_in_run(
+            job.job_id,
+            failure.run_id,
+            error_type=failure.error.error_type,
+            message=message,
+            traceback=failure.error.traceback,
+            retry_at=utcnow(),
+        )
+    except IllegalTransition as moved:  # no attempt left to move to, or the job moved on
+        log.warning("job=%s earlier failure not recorded: %s", job.job_id, moved)
+    except Exception as exc:  # noqa: BLE001 - still down: try again at the next attempt
+        log.warning("job=%s earlier failure still not recorded: %s", job.job_id, exc)
+        return job
+    else:
+        log.info("job=%s recorded the failure the database outage hid", job.job_id)
+    with _unrecorded_lock:
+        _unrecorded.pop(key, None)
+    return job
 
 
 def _log_unrecorded(log: logging.Logger, job: Job, exc: Exception) -> None:

@@ -12,8 +12,10 @@ id, logged with its traceback on the server only. Tracebacks of jobs are shown t
 only.
 
 The modules: `errors` (error bodies, request ids, exception handlers), `auth` (tokens and
-roles), `bodies` (request and response models), `inputs` (patterns, limits, filters), and
-the routes by concern: `routes_jobs`, `routes_failed_rows`, `routes_monitoring`.
+roles), `bodies` (request and response models), `inputs` (patterns, limits, filters), `guards`
+(request bodies bounded, write tokens checked before a body is read), `security` (CSP and the
+other security headers), and the routes by concern: `routes_jobs`, `routes_failed_rows`,
+`routes_monitoring`.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from etl_assets.db import engine_for
 from etl_assets.ops import health
 from etl_assets.ops.api.auth import Auth, auth_configured
 from etl_assets.ops.api.errors import RequestIdMiddleware, _install_error_handlers
+from etl_assets.ops.api.guards import RequestGuardMiddleware
 from etl_assets.ops.api.routes_failed_rows import _add_failed_row_routes
-from etl_assets.ops.api.routes_jobs import _add_job_routes
+from etl_assets.ops.api.routes_jobs import UPLOAD_PATH, _add_job_routes
 from etl_assets.ops.api.routes_monitoring import _add_health_routes, _add_monitoring_routes
+from etl_assets.ops.api.security import dashboard_html, security_headers
 
 __all__ = ["auth_configured", "create_app"]
 
@@ -50,6 +54,10 @@ def create_app(
             "open to anyone. Set tokens, or pass --insecure-no-auth on a trusted machine."
         )
     app = FastAPI(
+        # Swagger UI and ReDoc load their code from a CDN, on the origin where the dashboard
+        # keeps its token: not served. /openapi.json describes the API for any local viewer.
+        docs_url=None,
+        redoc_url=None,
         title="ETL ops API",
         version="1.0.0",
         description=(
@@ -69,7 +77,14 @@ def create_app(
     _add_failed_row_routes(app)
     _add_monitoring_routes(app)
     _add_health_routes(app)
+    # The last added runs first: request id and headers, then the body and token guard.
     app.add_middleware(
-        RequestIdMiddleware, max_upload_bytes=int(settings.ops_api_max_upload_mb * (1 << 20))
+        RequestGuardMiddleware,
+        auth=app.state.auth,
+        router=app.router,
+        upload_paths={UPLOAD_PATH},
+        max_upload_bytes=int(settings.ops_api_max_upload_mb * (1 << 20)),
+        max_body_bytes=settings.ops_api_max_body_kb * 1024,
     )
+    app.add_middleware(RequestIdMiddleware, response_headers=security_headers(dashboard_html()))
     return app

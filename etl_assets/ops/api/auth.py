@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from etl_assets.config import Settings
 from etl_assets.ops.api.errors import ApiError
@@ -58,19 +59,33 @@ class Auth:
         return None
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header value (None for any other)."""
+    scheme, token = get_authorization_scheme_param(authorization)
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def authorize(auth: Auth, token: str | None, role: str) -> str:
+    """The role of `token`, or ApiError 401 (no or unknown token) / 403 (a viewer's token
+    where `role` is operator). The routes' dependencies and the request guard, which checks
+    write requests before their body is read, both decide here."""
+    found = auth.role_of(token)
+    if found is None:
+        message = "no bearer token given" if token is None else "unknown bearer token"
+        raise ApiError(401, "unauthorized", f"{message}: send Authorization: Bearer <token>")
+    if role == Role.OPERATOR and found != Role.OPERATOR:
+        raise ApiError(403, "forbidden", "this needs an operator token; yours is a viewer's")
+    return found
+
+
 def _requires(role: str) -> Callable[..., Awaitable[str]]:
     async def check(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> str:
-        auth: Auth = request.app.state.auth
-        found = auth.role_of(credentials.credentials if credentials else None)
-        if found is None:
-            message = "no bearer token given" if credentials is None else "unknown bearer token"
-            raise ApiError(401, "unauthorized", f"{message}: send Authorization: Bearer <token>")
-        if role == Role.OPERATOR and found != Role.OPERATOR:
-            raise ApiError(403, "forbidden", "this needs an operator token; yours is a viewer's")
-        return found
+        return authorize(
+            request.app.state.auth, credentials.credentials if credentials else None, role
+        )
 
     return check
 

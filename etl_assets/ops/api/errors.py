@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -67,7 +67,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "The token's role may not do this.",
         404: "No such job or row.",
         409: "The job's state does not allow this.",
-        413: "The upload is larger than OPS_API_MAX_UPLOAD_MB.",
+        413: "The body is larger than OPS_API_MAX_UPLOAD_MB (upload) or OPS_API_MAX_BODY_KB.",
         415: "The upload is not a CSV file.",
         502: "An enrichment API refused the row retry's request.",
         422: "A parameter is missing or malformed.",
@@ -81,17 +81,16 @@ READ_ERRORS = _errors(401, 403, 422, 503)
 
 class RequestIdMiddleware:
     """Give every request an id (the `X-Request-ID` response header) and an access-log line,
-    refuse uploads larger than the limit before reading them, and turn any unhandled
-    exception into a generic 500 that names the request id; the traceback goes to the server
-    log only.
+    add the security headers to every response, and turn any unhandled exception into a
+    generic 500 that names the request id; the traceback goes to the server log only.
 
     The access log leaves out query strings: the dashboard's `?token=` must not end up in it
     (uvicorn's own access log, which would print it, is turned off by `etl api`).
     """
 
-    def __init__(self, app: Any, max_upload_bytes: int) -> None:
+    def __init__(self, app: Any, response_headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
         self.app = app
-        self.max_upload_bytes = max_upload_bytes
+        self.response_headers = list(response_headers)
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -106,7 +105,11 @@ class RequestIdMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *self.response_headers,
+                    (b"x-request-id", rid.encode()),
+                ]
                 access_log.info(
                     "%s %s -> %s in %.0f ms (request id %s)",
                     scope["method"],
@@ -117,13 +120,6 @@ class RequestIdMiddleware:
                 )
             await send(message)
 
-        if self._too_large(scope):
-            limit_mb = self.max_upload_bytes / (1 << 20)
-            response = _error(
-                413, "file_too_large", f"the upload is larger than {limit_mb:g} MB", rid=rid
-            )
-            await response(scope, receive, send_with_id)
-            return
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
@@ -135,14 +131,6 @@ class RequestIdMiddleware:
             message = f"internal error; quote request id {rid} to the operators"
             response = _error(500, "internal_error", message, rid=rid)
             await response(scope, receive, send_with_id)
-
-    def _too_large(self, scope: MutableMapping[str, Any]) -> bool:
-        if scope["method"] != "POST" or scope["path"] != "/v1/jobs":
-            return False
-        headers = dict(scope.get("headers", []))
-        length = headers.get(b"content-length", b"").decode()
-        # Multipart framing adds a little; the exact file size is checked while reading.
-        return length.isdigit() and int(length) > self.max_upload_bytes + 64 * 1024
 
 
 def _install_error_handlers(app: FastAPI) -> None:

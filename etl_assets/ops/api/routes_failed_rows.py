@@ -62,7 +62,10 @@ def _add_failed_row_routes(app: FastAPI) -> None:
         response_model=RowRetryResult,
         tags=["repair"],
         summary="Retry one quarantined row",
-        responses={200: EXAMPLES["row_retry"], **_errors(400, 401, 403, 404, 409, 422, 502, 503)},
+        responses={
+            200: EXAMPLES["row_retry"],
+            **_errors(400, 401, 403, 404, 409, 413, 422, 502, 503),
+        },
     )
     def retry_row(
         request: Request,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
 import logging
@@ -35,6 +36,8 @@ logger = logging.getLogger("etl_assets.ops.api")  # the whole API logs as ops.ap
 
 CSV_SUFFIX = ".csv"
 UPLOAD_CHUNK = 1 << 20
+UPLOAD_PATH = "/v1/jobs"
+MAX_NAME_CHARS = 200
 
 
 def _add_job_routes(app: FastAPI) -> None:
@@ -80,7 +83,7 @@ def _add_job_routes(app: FastAPI) -> None:
         return detail
 
     @app.post(
-        "/v1/jobs",
+        UPLOAD_PATH,
         response_model=UploadResult,
         status_code=201,
         tags=["jobs"],
@@ -144,7 +147,7 @@ def _add_job_routes(app: FastAPI) -> None:
         response_model=JobActionResult,
         tags=["repair"],
         summary="Retry a failed job",
-        responses={200: EXAMPLES["retry"], **_errors(400, 401, 403, 404, 409, 422, 503)},
+        responses={200: EXAMPLES["retry"], **_errors(400, 401, 403, 404, 409, 413, 422, 503)},
     )
     def retry_job(
         request: Request, _role: Operator, job_id: JobIdPath, body: RetryRequest | None = None
@@ -167,7 +170,7 @@ def _add_job_routes(app: FastAPI) -> None:
         response_model=JobActionResult,
         tags=["repair"],
         summary="Cancel a pending or running job",
-        responses={200: EXAMPLES["cancel"], **_errors(400, 401, 403, 404, 409, 422, 503)},
+        responses={200: EXAMPLES["cancel"], **_errors(400, 401, 403, 404, 409, 413, 422, 503)},
     )
     def cancel_job(request: Request, _role: Operator, job_id: JobIdPath) -> JobActionResult:
         """Cancel the job; a running job's Dagster run is asked to terminate (it also stops by
@@ -191,9 +194,11 @@ def _receive_csv(
     from etl_assets.datasets import dataset_for_header, get_dataset
     from etl_assets.pipeline.csv_source import read_header
 
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(file.filename or "upload.csv").name)[:200]
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(file.filename or "upload.csv").name)
     if not name.lower().endswith(CSV_SUFFIX):
         raise ApiError(415, "not_csv", f"{file.filename!r}: only .csv files are accepted")
+    if len(name) > MAX_NAME_CHARS:  # shortened in the stem: the suffix stays
+        name = name[: MAX_NAME_CHARS - len(CSV_SUFFIX)] + name[-len(CSV_SUFFIX) :]
     try:
         dataset_def = get_dataset(dataset) if dataset else None
     except PermanentError as exc:
@@ -219,4 +224,8 @@ def _receive_csv(
             dataset_def = dataset_for_header(header, name)
     except PermanentError as exc:
         raise ApiError(400, "invalid_csv", str(exc)) from None
+    except csv.Error as exc:  # e.g. a header field longer than the csv module's field limit
+        raise ApiError(
+            400, "invalid_csv", f"{name}: the header is not readable CSV ({exc})"
+        ) from None
     return path, dataset_def.name
