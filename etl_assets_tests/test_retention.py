@@ -139,6 +139,7 @@ def test_prune_removes_the_absorbed_handled_events_of_pruned_jobs(seeded: sa.Eng
         # customer_rfm absorbed one event fewer: the next one must wait for its refresh
         conn.execute(downstream_watermarks.insert(), [
             {"name": "daily_sales", "last_event_id": absorbed, "updated_at": NOW},
+            {"name": "stock_cover", "last_event_id": absorbed, "updated_at": NOW},
             {"name": "customer_rfm", "last_event_id": absorbed - 1, "updated_at": NOW},
         ])  # fmt: skip
         event(conn, "old_cancelled", "done")  # handled, not absorbed yet: kept
