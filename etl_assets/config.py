@@ -57,6 +57,19 @@ class Settings:
         25_000,
         "Rows per chunk: bounds memory (about 300 MB per run process) and is the checkpoint unit.",
     )
+    csv_max_columns: int = _setting(
+        1000, "Widest header a CSV file may have; a wider one fails the job (permanent)."
+    )
+    csv_max_cell_chars: int = _setting(
+        10_000,
+        "Longest cell value; a row with a longer one is quarantined, its raw row keeping "
+        "only the start of the value.",
+    )
+    csv_max_field_chars: int = _setting(
+        1_000_000,
+        "Longest field the CSV reader takes at all (usually reached by an unterminated "
+        "quote); a longer one fails the job (permanent), naming its line.",
+    )
     retry_max_attempts: int = _setting(3, "Attempts a job gets in all before it is dead-lettered.")
     max_concurrent_jobs: int = _setting(4, "Runs Dagster's run queue lets run at once.")
     job_timeout_minutes: int = _setting(60, "Longest a run may take before Dagster stops it.")
