@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from functools import wraps
 from typing import Any, TypeVar
@@ -70,9 +71,29 @@ def utc(moment: dt.datetime | None) -> dt.datetime | None:
     return moment.replace(tzinfo=dt.UTC) if moment is not None else None
 
 
+# Characters that can drive a terminal or hide what is printed: C0 controls (ESC starts the
+# escape sequences), DEL, C1 controls (CSI), and Unicode's bidirectional overrides and
+# zero-width characters. Tab and newline are also shown escaped in one-line output.
+_CONTROL = "\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNSAFE_IN_LINE = re.compile(f"[{_CONTROL}\t\n]")
+_UNSAFE_IN_TEXT = re.compile(f"[{_CONTROL}]")
+
+
+def inert(text: str, *, multiline: bool = False) -> str:
+    """`text` safe to print to a terminal: every control character (and, unless `multiline`,
+    tab and newline) is shown as its escape (`\\x1b`, `\\u202e`) instead of acting."""
+    pattern = _UNSAFE_IN_TEXT if multiline else _UNSAFE_IN_LINE
+    return pattern.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def format_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A plain aligned text table."""
-    body = [[str(cell) for cell in row] for row in rows]
+    """A plain aligned text table; every cell is made inert (see `inert`)."""
+    body = [[inert(str(cell)) for cell in row] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in body]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
@@ -81,14 +102,15 @@ def format_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def cell(value: Any, width: int | None = 80) -> str:
-    """A value as table text: "-" for None, dates to the second, long text cut to `width`."""
+    """A value as table text: "-" for None, dates to the second, long text cut to `width`;
+    control characters shown escaped (see `inert`), never sent to the terminal."""
     if value is None:
         return "-"
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, dict):
         return json.dumps(value, default=str)
-    text = str(value)
+    text = inert(str(value))
     return text if width is None or len(text) <= width else text[: width - 3] + "..."
 
 
