@@ -173,6 +173,8 @@ class Settings:
     def resolved(self) -> Settings:
         """Fill the settings whose defaults derive from DATA_DIR."""
         data = Path(self.data_dir).absolute()
+        if self.database_url:
+            _check_database_url(self.database_url)
         return dataclasses.replace(
             self,
             database_url=self.database_url or f"sqlite:///{data / 'etl.db'}",
@@ -205,17 +207,43 @@ def mask_secret(name: str, value: str) -> str:
     if not value:
         return ""
     if name == "database_url":
+        import sqlalchemy.exc as sa_exc
         from sqlalchemy.engine import make_url
 
-        return make_url(value).render_as_string(hide_password=True)
+        try:
+            return make_url(value).render_as_string(hide_password=True)
+        except sa_exc.ArgumentError:  # unparsable: it may still hold a password, show none
+            return "(not a valid SQLAlchemy URL)"
     return "****"
+
+
+class SettingError(ValueError):
+    """A setting's value in the environment cannot be read as its type."""
+
+
+def _check_database_url(url: str) -> None:
+    """Raise SettingError, without repeating the URL (it may hold a password), when DATABASE_URL
+    cannot be parsed: found here, not as a traceback deep inside the first connection."""
+    import sqlalchemy.exc as sa_exc
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(url)
+    except (sa_exc.ArgumentError, ValueError) as exc:
+        detail = str(exc).split(" from ", 1)[0].splitlines()[0]
+        raise SettingError(
+            f"setting DATABASE_URL is not a valid SQLAlchemy URL ({detail}); write it as "
+            "postgresql://user@host:5432/db or sqlite:///path/to/etl.db"
+        ) from None
 
 
 def _parse(name: str, raw: str, kind: type) -> Any:
     try:
         return kind(raw)
     except ValueError:
-        raise ValueError(f"setting {name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+        raise SettingError(
+            f"setting {name.upper()}={raw!r} is not a valid {kind.__name__}"
+        ) from None
 
 
 def secret_source(name: str, value: str, environ: Mapping[str, str] | None = None) -> Any:

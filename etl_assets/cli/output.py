@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import re
 from collections.abc import Callable, Iterable, Sequence
 from functools import wraps
 from typing import Any, TypeVar
@@ -23,8 +22,15 @@ from etl_assets.errors import PermanentError
 from etl_assets.ledger import Job, Ledger
 from etl_assets.ledger.errors import LedgerError
 from etl_assets.ops import actions
+from etl_assets.terminal import inert
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = ["inert"]  # re-exported: the commands import it from here with the rest
+
+
+# The priorities the ops API accepts (ops/api/bodies.py, routes_jobs.py): the CLI takes the same.
+PRIORITY = click.IntRange(-1000, 1000)
 
 
 def load_settings() -> Settings:
@@ -69,26 +75,6 @@ def reports_errors(command: F) -> F:
 def utc(moment: dt.datetime | None) -> dt.datetime | None:
     """A date typed on the command line, read as UTC."""
     return moment.replace(tzinfo=dt.UTC) if moment is not None else None
-
-
-# Characters that can drive a terminal or hide what is printed: C0 controls (ESC starts the
-# escape sequences), DEL, C1 controls (CSI), and Unicode's bidirectional overrides and
-# zero-width characters. Tab and newline are also shown escaped in one-line output.
-_CONTROL = "\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
-_UNSAFE_IN_LINE = re.compile(f"[{_CONTROL}\t\n]")
-_UNSAFE_IN_TEXT = re.compile(f"[{_CONTROL}]")
-
-
-def inert(text: str, *, multiline: bool = False) -> str:
-    """`text` safe to print to a terminal: every control character (and, unless `multiline`,
-    tab and newline) is shown as its escape (`\\x1b`, `\\u202e`) instead of acting."""
-    pattern = _UNSAFE_IN_TEXT if multiline else _UNSAFE_IN_LINE
-    return pattern.sub(_escaped, text)
-
-
-def _escaped(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def format_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

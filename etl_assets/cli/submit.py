@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from etl_assets.cli.output import (
+    PRIORITY,
     echo_json,
     inert,
     job_dict,
@@ -26,7 +27,7 @@ from etl_assets.ops import actions
     help="What the CSV holds (default: the one dataset whose columns its header has).",
 )
 @click.option("--title", help="A title for the job (default: the file name).")
-@click.option("--priority", default=0, show_default=True, help="Higher runs first.")
+@click.option("--priority", default=0, show_default=True, type=PRIORITY, help="Higher runs first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @reports_errors
 def submit(
