@@ -34,7 +34,7 @@ def rows(n: int) -> str:
         ),
         pytest.param(
             HEADER + "\n" + rows(2) + 'O9,2024-01-05,"C1,SKU-0001,1,2.5,EUR,S1\n' + rows(3),
-            "line 7",  # where the reader is when the file ends inside the quote
+            "line 4",  # where the record with the open quote starts
             "not closed",
             id="unterminated-quote",
         ),

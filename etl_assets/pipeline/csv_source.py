@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import csv
 import itertools
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,11 +128,9 @@ def read_chunks(
     try:
         try:
             for frame in _fast_chunks(path, columns, chunk_rows):
-                if frame.empty:  # a header and nothing under it
-                    continue
                 next_row = int(frame[ROW_NUMBER].iat[-1]) + 1
                 yield _bounded(RawChunk(_drop_blank(frame)), limits, name)
-        except pd.errors.ParserError:
+        except (pd.errors.ParserError, pd.errors.ParserWarning):
             for chunk in _tolerant_chunks(path, columns, chunk_rows, next_row, limits, name):
                 yield _bounded(chunk, limits, name)
     except UnicodeDecodeError:
@@ -195,9 +194,20 @@ def _fast_chunks(path: Path, columns: Sequence[str], chunk_rows: int) -> Iterato
         names=list(columns),
         encoding="utf-8-sig",
         chunksize=chunk_rows,
+        # Without it, a first record with surplus fields makes pandas read its first fields as
+        # the index and shift every column; with it, pandas cuts them off and only warns.
+        index_col=False,
     )
     with reader:
-        for frame in reader:
+        while True:
+            with warnings.catch_warnings():
+                # The cut-off warning is a malformed record: the tolerant reader takes over.
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                frame = next(reader, None)
+            if frame is None:
+                return
+            if frame.empty:  # nothing under the header (its index may not even be numbers)
+                continue
             frame = frame.fillna("")
             frame[ROW_NUMBER] = frame.index.to_numpy() + FIRST_DATA_ROW
             yield frame
@@ -214,16 +224,23 @@ def _tolerant_chunks(
     width = len(columns)
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = _csv_reader(handle, limits)
-        numbered = enumerate(reader, start=FIRST_DATA_ROW - 1)
+        last_end = [0]  # the physical line the last good record ended on
+
+        def tracked() -> Iterator[list[str]]:
+            for values in reader:
+                last_end[0] = reader.line_num
+                yield values
+
+        numbered = enumerate(tracked(), start=FIRST_DATA_ROW - 1)
         try:
             next(numbered)  # the header
             records = itertools.dropwhile(lambda item: item[0] < start_row, numbered)
             while batch := list(itertools.islice(records, chunk_rows)):
                 yield _tolerant_chunk(batch, columns, width, limits)
         except csv.Error as exc:
-            # line_num counts physical lines, the one an editor shows for the bad record.
+            # Physical lines: the one an editor shows where the bad record starts.
             raise PermanentError(
-                f"{name}: line {reader.line_num}: {_csv_cause(exc, limits)}"
+                f"{name}: line {last_end[0] + 1}: {_csv_cause(exc, limits)}"
             ) from None
 
 
