@@ -95,6 +95,12 @@ def read_header(
             f"{name}: line 1 (the header) has {len(header)} columns, more than "
             f"CSV_MAX_COLUMNS ({limits.max_columns})"
         )
+    longest = max(range(len(header)), key=lambda i: len(header[i]))
+    if len(header[longest]) > limits.max_cell_chars:
+        raise PermanentError(
+            f"{name}: line 1 (the header): column {longest + 1} has {len(header[longest])} "
+            f"characters, more than CSV_MAX_CELL_CHARS ({limits.max_cell_chars})"
+        )
     columns = [column.strip().lower() for column in header]
     counts = collections.Counter(columns)  # linear: a wide header must not cost its square
     duplicated = sorted(c for c, n in counts.items() if n > 1)
@@ -104,9 +110,16 @@ def read_header(
     if missing:
         raise PermanentError(
             f"{name}: missing required column(s) {', '.join(missing)}; "
-            f"the header has {', '.join(columns)}"
+            f"the header has {_listed(columns)}"
         )
     return columns
+
+
+def _listed(columns: Sequence[str], most: int = 20, width: int = 40) -> str:
+    """The header's columns for a message, bounded whatever the header's size."""
+    shown = [c if len(c) <= width else c[: width - 3] + "..." for c in columns[:most]]
+    more = f" and {len(columns) - most} more" if len(columns) > most else ""
+    return ", ".join(shown) + more
 
 
 def read_chunks(
