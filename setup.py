@@ -51,6 +51,8 @@ setup(
             "types-requests",
             "types-PyYAML",
             "httpx>=0.27,<0.29",  # FastAPI's TestClient for the ops API tests
+            # The fuzz suite (test_fuzz_csv.py) imports it directly; schemathesis also brings it.
+            "hypothesis>=6.100,<7",
             "schemathesis==4.32.5",  # property-based run over the ops API's OpenAPI description
             "selenium>=4.20,<5",  # clicks in the ops dashboard (Debian's chromium-driver)
         ],

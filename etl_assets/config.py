@@ -57,6 +57,19 @@ class Settings:
         25_000,
         "Rows per chunk: bounds memory (about 300 MB per run process) and is the checkpoint unit.",
     )
+    csv_max_columns: int = _setting(
+        1000, "Widest header a CSV file may have; a wider one fails the job (permanent)."
+    )
+    csv_max_cell_chars: int = _setting(
+        10_000,
+        "Longest cell value; a row with a longer one is quarantined, its raw row keeping "
+        "only the start of the value.",
+    )
+    csv_max_field_chars: int = _setting(
+        1_000_000,
+        "Longest field the CSV reader takes at all (usually reached by an unterminated "
+        "quote); a longer one fails the job (permanent), naming its line.",
+    )
     retry_max_attempts: int = _setting(3, "Attempts a job gets in all before it is dead-lettered.")
     max_concurrent_jobs: int = _setting(4, "Runs Dagster's run queue lets run at once.")
     job_timeout_minutes: int = _setting(60, "Longest a run may take before Dagster stops it.")
@@ -174,6 +187,8 @@ class Settings:
     def resolved(self) -> Settings:
         """Fill the settings whose defaults derive from DATA_DIR."""
         data = Path(self.data_dir).absolute()
+        if self.database_url:
+            _check_database_url(self.database_url)
         return dataclasses.replace(
             self,
             database_url=self.database_url or f"sqlite:///{data / 'etl.db'}",
@@ -206,17 +221,43 @@ def mask_secret(name: str, value: str) -> str:
     if not value:
         return ""
     if name == "database_url":
+        import sqlalchemy.exc as sa_exc
         from sqlalchemy.engine import make_url
 
-        return make_url(value).render_as_string(hide_password=True)
+        try:
+            return make_url(value).render_as_string(hide_password=True)
+        except sa_exc.ArgumentError:  # unparsable: it may still hold a password, show none
+            return "(not a valid SQLAlchemy URL)"
     return "****"
+
+
+class SettingError(ValueError):
+    """A setting's value in the environment cannot be read as its type."""
+
+
+def _check_database_url(url: str) -> None:
+    """Raise SettingError, without repeating the URL (it may hold a password), when DATABASE_URL
+    cannot be parsed: found here, not as a traceback deep inside the first connection."""
+    import sqlalchemy.exc as sa_exc
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(url)
+    except (sa_exc.ArgumentError, ValueError) as exc:
+        detail = str(exc).split(" from ", 1)[0].splitlines()[0]
+        raise SettingError(
+            f"setting DATABASE_URL is not a valid SQLAlchemy URL ({detail}); write it as "
+            "postgresql://user@host:5432/db or sqlite:///path/to/etl.db"
+        ) from None
 
 
 def _parse(name: str, raw: str, kind: type) -> Any:
     try:
         return kind(raw)
     except ValueError:
-        raise ValueError(f"setting {name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+        raise SettingError(
+            f"setting {name.upper()}={raw!r} is not a valid {kind.__name__}"
+        ) from None
 
 
 def library_variable(name: str) -> str | None:

@@ -18,6 +18,7 @@ import requests
 import sqlalchemy.exc as sa_exc
 
 from etl_assets.ledger.models import ErrorType
+from etl_assets.ledger.storable import storable_text
 
 
 class EtlError(Exception):
@@ -62,7 +63,9 @@ def classify(exc: BaseException) -> ClassifiedError:
     """Map any exception to transient, timeout or permanent, with a short safe message."""
     trace = "".join(tb.format_exception(exc))
     error_type, message, retry_after = _classify(exc)
-    return ClassifiedError(error_type, message, trace, retry_after)
+    # The message and traceback may quote the input (a header with a NUL byte): they go to
+    # the ledger and to Dagster's event log, and PostgreSQL text cannot hold a NUL.
+    return ClassifiedError(error_type, storable_text(message), storable_text(trace), retry_after)
 
 
 def _classify(exc: BaseException) -> tuple[ErrorType, str, float | None]:

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TextIO
 
+from etl_assets.terminal import inert
+
 LOG_FORMAT = "[%(asctime)s] [%(levelname)s] [%(component)s] %(message)s"
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 PLATFORM_LOGGER = "etl_assets"
@@ -68,6 +70,9 @@ class PlatformFormatter(logging.Formatter):
         job_id = getattr(record, "job_id", None)
         if job_id and f"job={job_id}" not in record.message:
             record.message = f"job={job_id} {record.message}"
+        # Messages quote file names and titles from whoever submitted a file; stderr is often
+        # an operator's terminal.
+        record.message = inert(record.message, multiline=True)
         return super().formatMessage(record)
 
 

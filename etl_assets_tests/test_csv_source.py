@@ -9,7 +9,7 @@ import pytest
 from etl_assets.datasets.base import ROW_NUMBER
 from etl_assets.datasets.sales import SALES
 from etl_assets.errors import PermanentError
-from etl_assets.pipeline.csv_source import read_chunks, read_header
+from etl_assets.pipeline.csv_source import CsvLimits, read_chunks, read_header
 
 HEADER = "order_id,order_date,customer_id,sku,quantity,unit_price,currency,store_id"
 ROW = "O{n},2024-01-05,C1,SKU-{n:04d},1,2.50,EUR,S1"
@@ -89,3 +89,29 @@ def test_short_records_keep_their_place(tmp_path: Path) -> None:
     [chunk] = list(read_chunks(path, columns, chunk_rows=10))
     assert chunk.frame[ROW_NUMBER].tolist() == [2, 3]
     assert chunk.frame["customer_id"].tolist()[0] == ""  # reported as missing by validation
+
+
+def test_a_first_record_with_surplus_fields_is_set_aside_not_shifted(tmp_path: Path) -> None:
+    # pandas would read the surplus as an index and shift every column (found by the fuzz suite)
+    path = write(tmp_path, HEADER + "\n" + ROW.format(n=1) + ",surplus\n" + rows(2))
+    columns = read_header(path, SALES.required_columns)
+    chunks = list(read_chunks(path, columns, chunk_rows=10))
+    assert [m["row_number"] for c in chunks for m in c.malformed] == [2]
+    assert [n for c in chunks for n in c.frame[ROW_NUMBER].tolist()] == [3, 4]
+    assert chunks[-1].frame["order_id"].tolist()[-2:] == ["O0", "O1"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (HEADER + "\n" + rows(1) + 'O9,"2024\n', r"line 3: a quoted field is not closed"),
+        (HEADER + "\nO1,\x00\n", r"line 2 holds a NUL byte"),
+        (HEADER + "," + ",".join(f"x{i}" for i in range(5)) + "\n", r"line 1 .*CSV_MAX_COLUMNS"),
+    ],
+)
+def test_unreadable_content_names_its_line(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    limits = CsvLimits(max_columns=10)
+    with pytest.raises(PermanentError, match=rf"^orders\.csv: {message}"):
+        columns = read_header(path, SALES.required_columns, "orders.csv", limits)
+        list(read_chunks(path, columns, 10, "orders.csv", limits))

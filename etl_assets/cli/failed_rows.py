@@ -13,6 +13,7 @@ from etl_assets.cli.output import (
     cell,
     echo_json,
     format_table,
+    inert,
     load_settings,
     open_ledger,
     plain,
@@ -23,6 +24,7 @@ from etl_assets.db import engine_for
 from etl_assets.ledger.quarantine import RowStatus
 from etl_assets.ops import actions
 from etl_assets.ops.read_model import MAX_PAGE, FailedRowFilters, FailedRowSort, list_failed_rows
+from etl_assets.pipeline.row_retry import RowRetryResult
 
 
 @click.group("failed-rows")
@@ -108,11 +110,29 @@ def failed_rows_retry(
         open_ledger(settings), settings, row_ids=row_ids, job_id=job_id, fixes=corrections
     )
     if as_json:
-        return echo_json(dataclasses.asdict(result))
+        echo_json(dataclasses.asdict(result))
+        return _refuse_unknown(row_ids, result)
+    if row_ids and not _answered(result):  # nothing to summarize: only the error line
+        return _refuse_unknown(row_ids, result)
     click.echo(
         f"loaded: {len(result.loaded)}, already loaded (duplicate): "
         f"{len(result.duplicate)}, still failing: {len(result.still_failing)}, "
         f"skipped: {len(result.skipped)}"
     )
     for row_id, reason in {**result.still_failing, **result.skipped}.items():
-        click.echo(f"  row {row_id}: {reason}")
+        click.echo(f"  row {row_id}: {inert(reason)}")
+    _refuse_unknown(row_ids, result)
+
+
+def _answered(result: RowRetryResult) -> set[int]:
+    return {*result.loaded, *result.duplicate, *result.still_failing, *result.skipped}
+
+
+def _refuse_unknown(row_ids: Sequence[int], result: RowRetryResult) -> None:
+    """Exit 1 naming the ROW_IDS that are no quarantined row (unknown, or loaded already)."""
+    answered = _answered(result)
+    unknown = [row_id for row_id in row_ids if row_id not in answered]
+    if unknown:
+        raise click.ClickException(
+            f"no quarantined row has id {', '.join(map(str, unknown))} (see `etl failed-rows list`)"
+        )

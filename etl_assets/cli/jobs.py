@@ -14,6 +14,7 @@ from etl_assets.cli.output import (
     cell,
     echo_json,
     format_table,
+    inert,
     job_dict,
     load_settings,
     open_ledger,
@@ -120,7 +121,7 @@ def jobs_show(job_id: str, as_json: bool) -> None:
     for name, value in job_dict(job).items():
         if name != "error_traceback":  # in full: the error message is why the job failed
             click.echo(f"{name:>18}: {cell(value, width=None)}")
-    click.echo(f"{'progress':>18}: {watch_view.job_lines(detail)[1]}")
+    click.echo(f"{'progress':>18}: {inert(watch_view.job_lines(detail)[1])}")
     click.echo(f"{'dagster_run_url':>18}: {cell(detail.dagster_run_url)}")
     if attempts:
         click.echo("\nattempts:")
@@ -135,7 +136,8 @@ def jobs_show(job_id: str, as_json: bool) -> None:
         )
         click.echo(format_table(columns, ([cell(a[c]) for c in columns] for a in attempts)))
     if job.error_traceback:
-        click.echo(f"\ntraceback of the last failure:\n{job.error_traceback}")
+        traceback = inert(job.error_traceback, multiline=True)
+        click.echo(f"\ntraceback of the last failure:\n{traceback}")
 
 
 @jobs.command("stats")

@@ -22,8 +22,15 @@ from etl_assets.errors import PermanentError
 from etl_assets.ledger import Job, Ledger
 from etl_assets.ledger.errors import LedgerError
 from etl_assets.ops import actions
+from etl_assets.terminal import inert
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = ["inert"]  # re-exported: the commands import it from here with the rest
+
+
+# The priorities the ops API accepts (ops/api/bodies.py, routes_jobs.py): the CLI takes the same.
+PRIORITY = click.IntRange(-1000, 1000)
 
 
 def load_settings() -> Settings:
@@ -71,8 +78,8 @@ def utc(moment: dt.datetime | None) -> dt.datetime | None:
 
 
 def format_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A plain aligned text table."""
-    body = [[str(cell) for cell in row] for row in rows]
+    """A plain aligned text table; every cell is made inert (see `inert`)."""
+    body = [[inert(str(cell)) for cell in row] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in body]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
@@ -81,14 +88,15 @@ def format_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def cell(value: Any, width: int | None = 80) -> str:
-    """A value as table text: "-" for None, dates to the second, long text cut to `width`."""
+    """A value as table text: "-" for None, dates to the second, long text cut to `width`;
+    control characters shown escaped (see `inert`), never sent to the terminal."""
     if value is None:
         return "-"
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, dict):
         return json.dumps(value, default=str)
-    text = str(value)
+    text = inert(str(value))
     return text if width is None or len(text) <= width else text[: width - 3] + "..."
 
 

@@ -7,7 +7,14 @@ from collections.abc import Sequence
 
 import click
 
-from etl_assets.cli.output import echo_json, job_dict, load_settings, open_ledger, reports_errors
+from etl_assets.cli.output import (
+    PRIORITY,
+    echo_json,
+    job_dict,
+    load_settings,
+    open_ledger,
+    reports_errors,
+)
 from etl_assets.ledger import ErrorType
 from etl_assets.ops import actions
 
@@ -20,7 +27,9 @@ from etl_assets.ops import actions
     type=click.Choice([e.value for e in ErrorType]),
     help="With --all-failed: only jobs that failed this way.",
 )
-@click.option("--priority", type=int, help="Priority of the retried jobs (default RETRY_PRIORITY).")
+@click.option(
+    "--priority", type=PRIORITY, help="Priority of the retried jobs (default RETRY_PRIORITY)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @reports_errors
 def retry(

@@ -7,22 +7,27 @@ is stored once. The same content submitted again for a dataset is a duplicate: n
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from etl_assets.datasets import dataset_for_header, dataset_names, get_dataset
+from etl_assets.errors import PermanentError
 from etl_assets.ledger import Job, Ledger
 
 logger = logging.getLogger(__name__)
 
 COPY_BUFFER = 1 << 20
 IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload")
+A_LINK = "a symbolic link (links are never followed)"
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,75 @@ def source_archive(staging_dir: str | Path) -> Path:
     return Path(staging_dir) / "sources"
 
 
+class NotARegularFile(PermanentError):
+    """The path is a symbolic link, a FIFO, a device, a socket or a directory: only regular
+    files are taken, so nothing outside the inbox (a link to /etc/passwd) is ever read."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: refused, it is {reason}; only regular files are taken")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An inbox entry that was not taken, and why."""
+
+    path: Path
+    reason: str
+
+
+def refusal(path: Path) -> str | None:
+    """Why `path` is not taken as a file to submit, or None for a regular file.
+
+    Looks at the entry itself (lstat): a symbolic link is refused, never followed.
+    Raises FileNotFoundError when nothing is there.
+    """
+    mode = os.lstat(path).st_mode
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return A_LINK
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def open_regular_file(path: Path) -> BinaryIO:
+    """`path` opened for reading if it is a regular file; raises NotARegularFile otherwise.
+
+    The check is made again on the open file: O_NOFOLLOW refuses a link swapped in after the
+    first look, O_NONBLOCK keeps a FIFO swapped in from blocking the open, and fstat says
+    what was really opened.
+    """
+    try:
+        reason = refusal(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    if reason is None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: no such file") from None
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            reason = A_LINK
+        else:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.set_blocking(fd, True)
+                return os.fdopen(fd, "rb")
+            os.close(fd)
+            reason = "not a regular file"
+    raise NotARegularFile(path, reason)
+
+
 def publish_file(
     ledger: Ledger,
     archive_dir: Path,
@@ -51,12 +125,19 @@ def publish_file(
 
     Without `dataset`, the file's header says which it is (the one dataset whose columns it
     has). Raises PermanentError for an unknown dataset or a header that fits none or
-    several, FileNotFoundError for a missing file.
+    several, NotARegularFile for a link or a special file, FileNotFoundError for a missing
+    file.
     """
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    dataset = get_dataset(dataset).name if dataset else detect_dataset(path)
-    sha256, size, archived = archive(path, archive_dir / dataset)
+    if dataset:
+        dataset = get_dataset(dataset).name
+    with open_regular_file(path) as source:
+        sha256, size, incoming = copy_in(source, archive_dir)
+    try:
+        # The header is read from the copy: what was checked is what the job reads.
+        dataset = dataset or detect_dataset(incoming, path.name)
+        archived = keep(incoming, archive_dir / dataset, sha256)
+    finally:
+        incoming.unlink(missing_ok=True)
     job, created = ledger.create_job(
         dataset=dataset,
         source_uri=str(archived),
@@ -80,58 +161,92 @@ def publish_file(
     return Published(job, created)
 
 
-def detect_dataset(path: Path) -> str:
+def detect_dataset(path: Path, name: str = "") -> str:
     """The dataset whose columns the CSV file's header has; raises PermanentError."""
     from etl_assets.pipeline.csv_source import read_header
 
-    return dataset_for_header(read_header(path, (), path.name), path.name).name
+    name = name or path.name
+    return dataset_for_header(read_header(path, (), name), name).name
 
 
-def archive(path: Path, folder: Path) -> tuple[str, int, Path]:
-    """Copy `path` into `folder` under its SHA-256; returns (sha256, size, archived path)."""
-    folder.mkdir(parents=True, exist_ok=True)
+def copy_in(source: BinaryIO, archive_dir: Path) -> tuple[str, int, Path]:
+    """Copy `source` to a temporary file in `archive_dir`; returns (sha256, size, its path)."""
+    archive_dir.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0
-    with path.open("rb") as source, tempfile.NamedTemporaryFile(dir=folder, delete=False) as copy:
+    with tempfile.NamedTemporaryFile(dir=archive_dir, prefix=".incoming-", delete=False) as copy:
         while block := source.read(COPY_BUFFER):
             digest.update(block)
             copy.write(block)
             size += len(block)
-    sha256 = digest.hexdigest()
+    return digest.hexdigest(), size, Path(copy.name)
+
+
+def keep(incoming: Path, folder: Path, sha256: str) -> Path:
+    """Move the copied file into `folder` under its SHA-256 (once per content)."""
+    folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{sha256}.csv"
-    if target.exists():
-        os.unlink(copy.name)  # the same content is archived already
-    else:
-        os.replace(copy.name, target)
-    return sha256, size, target
+    if not target.exists():
+        os.replace(incoming, target)
+    return target
 
 
-def settled_inbox_files(inbox_dir: Path, settle_seconds: float) -> Iterator[tuple[str, Path]]:
+def settled_inbox_files(
+    inbox_dir: Path, settle_seconds: float, refused: list[Refused] | None = None
+) -> Iterator[tuple[str, Path]]:
     """(dataset, path) of each CSV in `inbox_dir/<dataset>/` unchanged for `settle_seconds`.
 
     A file still being written is left for a later tick; so are hidden and partial files
-    (write to `name.csv.part`, then rename, to be safe with any settle time).
+    (write to `name.csv.part`, then rename, to be safe with any settle time). Only regular
+    files are taken: links (to a file or a dataset folder), FIFOs, devices, sockets and
+    directories are logged and added to `refused`, never read.
     """
     now = time.time()
     for dataset in dataset_names():
         folder = inbox_dir / dataset
+        if folder.is_symlink():  # a link would lead the inbox out of the inbox
+            _refuse(refused, folder, A_LINK)
+            continue
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
             if path.name.startswith(".") or path.name.endswith(IGNORED_SUFFIXES):
                 continue
-            if not path.is_file() or path.suffix.lower() != ".csv":
+            if path.suffix.lower() != ".csv":
                 continue
-            if now - path.stat().st_mtime >= settle_seconds:
-                yield dataset, path
+            try:
+                reason = refusal(path)
+                if reason is None and now - os.lstat(path).st_mtime >= settle_seconds:
+                    yield dataset, path
+            except FileNotFoundError:  # gone since the listing: nothing to do
+                continue
+            if reason is not None:
+                _refuse(refused, path, reason)
+
+
+def _refuse(refused: list[Refused] | None, path: Path, reason: str) -> None:
+    logger.warning("inbox: %s refused, it is %s; only regular files are taken", path, reason)
+    if refused is not None:
+        refused.append(Refused(path, reason))
 
 
 def publish_inbox(
-    ledger: Ledger, archive_dir: Path, inbox_dir: Path, settle_seconds: float
+    ledger: Ledger,
+    archive_dir: Path,
+    inbox_dir: Path,
+    settle_seconds: float,
+    refused: list[Refused] | None = None,
 ) -> list[Published]:
-    """Publish every settled inbox file and remove it (its content is safe in the archive)."""
+    """Publish every settled inbox file and remove it (its content is safe in the archive).
+
+    What is not a regular file is left where it is and added to `refused`, with the reason.
+    """
     published = []
-    for dataset, path in settled_inbox_files(inbox_dir, settle_seconds):
-        published.append(publish_file(ledger, archive_dir, path, dataset=dataset))
+    for dataset, path in settled_inbox_files(inbox_dir, settle_seconds, refused):
+        try:
+            published.append(publish_file(ledger, archive_dir, path, dataset=dataset))
+        except NotARegularFile as exc:  # swapped in since it was listed
+            _refuse(refused, path, exc.reason)
+            continue
         path.unlink()
     return published

@@ -22,6 +22,7 @@ from etl_assets.ledger.errors import IllegalTransition
 from etl_assets.ledger.models import AttemptOutcome, ErrorType, Job, JobStatus
 from etl_assets.ledger.run_life import RunLife
 from etl_assets.ledger.schema import job_attempts, job_status_counts, jobs
+from etl_assets.ledger.storable import storable_text
 
 
 def new_job_id(now: dt.datetime | None = None) -> str:
@@ -62,10 +63,10 @@ class Ledger(RunLife):
         now = utcnow()
         values = dict(
             job_id=new_job_id(now),
-            title=(title or source_name)[:200],
+            title=storable_text((title or source_name)[:200]),
             dataset=dataset,
             source_uri=source_uri,
-            source_name=source_name[:255],
+            source_name=storable_text(source_name[:255]),
             content_sha256=content_sha256,
             size_bytes=size_bytes,
             status=JobStatus.PENDING.value,

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from etl_assets.db import read_connection, utcnow
 from etl_assets.ledger.dialect import dialect_insert
 from etl_assets.ledger.schema import quarantined_rows
+from etl_assets.ledger.storable import storable, storable_text
 
 
 class RowStatus(enum.StrEnum):
@@ -47,8 +48,8 @@ def add_rows(
             dict(
                 job_id=job_id,
                 row_number=row["row_number"],
-                raw_row=row["raw_row"],
-                reason=row["reason"],
+                raw_row=storable(row["raw_row"]),
+                reason=storable_text(row["reason"]),
                 stage=stage,
                 status=RowStatus.QUARANTINED.value,
                 created_at=now,
@@ -107,8 +108,8 @@ def record_retry(
     values: dict[str, Any] = {
         "retry_count": quarantined_rows.c.retry_count + 1,
         "updated_at": now,
-        "raw_row": dict(raw_row),
-        "reason": reason,
+        "raw_row": storable(dict(raw_row)),
+        "reason": storable_text(reason),
         "status": status.value,
     }
     if status is not RowStatus.QUARANTINED:

@@ -19,6 +19,7 @@ from etl_assets.db import utcnow
 from etl_assets.ledger.errors import IllegalTransition, JobNotFound, JobNotOwned
 from etl_assets.ledger.models import ALLOWED_TRANSITIONS, AttemptOutcome, ErrorType, Job, JobStatus
 from etl_assets.ledger.schema import job_attempts, jobs
+from etl_assets.ledger.storable import storable, storable_text
 
 MAX_ERROR_MESSAGE = 2000
 MAX_TRACEBACK = 20_000
@@ -106,7 +107,7 @@ class LedgerCore:
                 outcome=outcome.value,
                 ended_at=now,
                 error_type=error_type.value if error_type else None,
-                error_message=message[:MAX_ERROR_MESSAGE] if message else None,
+                error_message=storable_text(message[:MAX_ERROR_MESSAGE]) if message else None,
             )
         )
 
@@ -136,7 +137,7 @@ class LedgerCore:
                 jobs.c.status.in_([status.value for status in expected]),
                 *where,
             )
-            .values(status=target.value, updated_at=utcnow(), **values)
+            .values(status=target.value, updated_at=utcnow(), **storable(values))
             .returning(*jobs.c)
         )
         row = conn.execute(stmt).mappings().first()

@@ -119,7 +119,10 @@ def stage_source_rows(
         heartbeat.check()
 
     if total == 0:
-        raise PermanentError(f"{job.source_name}: no data rows under the header")
+        raise PermanentError(
+            f"{job.source_name}: no data rows under the header (line 1); the file holds "
+            "only its header"
+        )
     ledger.set_rows_total(job.job_id, run_id, total)
     if quarantined == total:
         raise PermanentError(

@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from etl_assets.assets.partitions import add_requests
-from etl_assets.intake.publisher import publish_inbox, source_archive
+from etl_assets.intake.publisher import Refused, publish_inbox, source_archive
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.staging import StagingResource
 
@@ -25,9 +25,18 @@ def build_inbox_sensor(
         context: dg.SensorEvaluationContext, ledger: LedgerResource, staging: StagingResource
     ) -> dg.SensorResult | dg.SkipReason:
         """Publish settled inbox files as jobs and add their partitions."""
+        refused: list[Refused] = []
         published = publish_inbox(
-            ledger.ledger, source_archive(staging.base_dir), Path(inbox_dir), settle_seconds
+            ledger.ledger,
+            source_archive(staging.base_dir),
+            Path(inbox_dir),
+            settle_seconds,
+            refused,
         )
+        for entry in refused:
+            context.log.warning(
+                f"{entry.path}: refused, it is {entry.reason}; only regular files are taken"
+            )
         if not published:
             return dg.SkipReason(f"no settled CSV files in {inbox_dir}")
         new = [p.job for p in published if p.created]
