@@ -46,7 +46,7 @@ def worker(concurrency: int, name: str | None) -> None:
     settings = load_settings()
     if not settings.celery_broker_url:
         raise click.ClickException("set CELERY_BROKER_URL to the broker the daemon uses")
-    if not os.environ.get("DAGSTER_HOME"):
+    if not settings.dagster_home:
         raise click.ClickException("set DAGSTER_HOME to the daemon's Dagster home")
     args = [
         sys.executable, "-m", "celery", "-A", "etl_assets.runtime.celery_app", "worker",
@@ -90,7 +90,7 @@ def prune(
     settings = load_settings()
     with ExitStack() as stack:
         deleter = None
-        if os.environ.get("DAGSTER_HOME"):
+        if settings.dagster_home:
             import dagster as dg
 
             instance = stack.enter_context(dg.DagsterInstance.get())
@@ -126,7 +126,7 @@ def dagster_home(template: Path) -> None:
     """Write $DAGSTER_HOME/dagster.yaml from TEMPLATE and the settings in force."""
     from etl_assets.runtime.instance import initialize_pools, write_dagster_home
 
-    home = os.environ.get("DAGSTER_HOME")
+    home = load_settings().dagster_home
     if not home:
         raise click.ClickException(
             "set DAGSTER_HOME to the folder Dagster should keep its state in"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -59,8 +58,7 @@ class Check:
 
 def run_checks(environ: Mapping[str, str] | None = None) -> list[Check]:
     """Every check, in order; a check whose prerequisite failed is SKIP."""
-    env = os.environ if environ is None else environ
-    config, settings = check_configuration(env)
+    config, settings = check_configuration(environ)
     if settings is None:
         later = ["database", "migrations", "FX API", "catalog API", "Dagster home"]
         return [config, *_skipped([*later, "Dagster daemon", *LEDGER_CHECKS], "configuration")]
@@ -75,7 +73,7 @@ def run_checks(environ: Mapping[str, str] | None = None) -> list[Check]:
         check_api("catalog API", settings.catalog_api_url, "products",
                   settings.catalog_api_token, timeout, {"skus": "SKU-0001"}),
     ]  # fmt: skip
-    checks += check_dagster(env, settings)
+    checks += check_dagster(settings)
     if engine is None or schema is None or schema.status is Status.FAIL:
         checks += _skipped(LEDGER_CHECKS, "database" if engine is None else "migrations")
     else:
@@ -93,7 +91,7 @@ def _skipped(names: list[str], because: str) -> list[Check]:
 # ------------------------------------------------------------------------------ checks
 
 
-def check_configuration(env: Mapping[str, str]) -> tuple[Check, Settings | None]:
+def check_configuration(env: Mapping[str, str] | None) -> tuple[Check, Settings | None]:
     """Every setting parses, and the data folders can be written."""
     try:
         settings = Settings.from_env(env)
@@ -206,9 +204,9 @@ def check_api(
     )
 
 
-def check_dagster(env: Mapping[str, str], settings: Settings) -> list[Check]:
+def check_dagster(settings: Settings) -> list[Check]:
     """DAGSTER_HOME holds an instance, and its daemon's heartbeat is fresh."""
-    home = env.get("DAGSTER_HOME")
+    home = settings.dagster_home
     if not home:
         return [
             Check(
