@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 
 from etl_assets.db import read_connection, utcnow
 from etl_assets.ops import alerts
+from etl_assets.ops import read_model as rm
 from etl_assets.ops.alerts import Alert, Thresholds
 
 logger = logging.getLogger(__name__)
@@ -77,9 +78,11 @@ def readiness(
     instance_factory: InstanceFactory | None = None,
     now: dt.datetime | None = None,
     migration_dirs: Sequence[Path] = (),
+    metrics: rm.Metrics | None = None,
 ) -> Health:
     """Run the checks and evaluate the alert rules. `instance_factory` opens the Dagster
-    instance (default: from DAGSTER_HOME when it is set, else the daemon is not checked)."""
+    instance (default: from DAGSTER_HOME when it is set, else the daemon is not checked);
+    `metrics` read for the same request are reused (`alerts.ledger_figures`)."""
     now = now or utcnow()
     database = _check_database(engine)
     if not database.ok:
@@ -89,7 +92,7 @@ def readiness(
     ages, unreadable = _daemon_ages(factory, now)
     # Without the ledger's tables there are no jobs to look at: only the daemon rule runs.
     figures = (
-        alerts.ledger_figures(engine, thresholds.stuck_after_seconds, now)
+        alerts.ledger_figures(engine, thresholds.stuck_after_seconds, now, metrics=metrics)
         if schema.ok
         else alerts.NO_LEDGER_FIGURES
     )
@@ -113,12 +116,14 @@ def firing_alerts(
     thresholds: Thresholds,
     instance_factory: InstanceFactory | None = None,
     now: dt.datetime | None = None,
+    metrics: rm.Metrics | None = None,
 ) -> list[Alert]:
     """The alerts firing now, the daemon rule included when a Dagster instance is configured
-    and readable (when it is not, /readyz says so; the other rules still answer)."""
+    and readable (when it is not, /readyz says so; the other rules still answer). `metrics`
+    read for the same request are reused (`alerts.ledger_figures`)."""
     now = now or utcnow()
     ages, _ = _daemon_ages(instance_factory or default_instance_factory(), now)
-    figures = alerts.ledger_figures(engine, thresholds.stuck_after_seconds, now)
+    figures = alerts.ledger_figures(engine, thresholds.stuck_after_seconds, now, metrics=metrics)
     if ages is not None:
         figures = alerts.with_daemon_ages(figures, ages)
     return alerts.evaluate_alerts(figures, thresholds)
