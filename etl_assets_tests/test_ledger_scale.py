@@ -41,7 +41,7 @@ def seed_finished_jobs(engine: sa.Engine, count: int, days: int = 90) -> None:
             INSERT INTO jobs (job_id, title, dataset, source_uri, source_name, content_sha256,
                 size_bytes, status, priority, attempts, retry_count, max_attempts, error_type,
                 created_at, updated_at, completed_at, last_heartbeat_at)
-            SELECT 'J' || lpad(n::text, 12, '0'), 'job ' || n, 'sales', '/s/' || n, n || '.csv',
+            SELECT '01J' || lpad(n::text, 23, '0'), 'job ' || n, 'sales', '/s/' || n, n || '.csv',
                 md5(n::text) || md5(n::text), 100,
                 CASE WHEN n > {count} THEN (CASE WHEN mod(n, 2) = 0 THEN 'pending' ELSE 'processing'
                      END) WHEN mod(n, 50) = 0 THEN 'failed' ELSE 'completed' END,
@@ -73,7 +73,7 @@ def seed_quarantine_and_events(
             f"""
             INSERT INTO quarantined_rows (job_id, row_number, raw_row, reason, stage,
                 retry_count, status, created_at, updated_at)
-            SELECT 'J' || lpad((mod(n, {jobs_count}) + 1)::text, 12, '0'), n + 1,
+            SELECT '01J' || lpad((mod(n, {jobs_count}) + 1)::text, 23, '0'), n + 1,
                 '{{"order_id": "x"}}', 'quantity: not a number', 'validate', 0,
                 CASE WHEN mod(n, 10) = 0 THEN 'loaded' ELSE 'quarantined' END,
                 now() - ((({rows} - n) * {row_step}) || ' seconds')::interval,
@@ -85,7 +85,7 @@ def seed_quarantine_and_events(
             f"""
             INSERT INTO events (topic, job_id, dataset, payload, status, created_at,
                 dispatched_at)
-            SELECT 'sales.loaded', 'J' || lpad((mod(n, {jobs_count}) + 1)::text, 12, '0'),
+            SELECT 'sales.loaded', '01J' || lpad((mod(n, {jobs_count}) + 1)::text, 23, '0'),
                 'sales', '{{}}', 'done',
                 now() - ((({events} - n) * {event_step}) || ' seconds')::interval,
                 now() - ((({events} - n) * {event_step}) || ' seconds')::interval
@@ -232,7 +232,7 @@ OPS_READS: dict[str, Callable[[sa.Engine], object]] = {
     "activity (/v1/activity)": lambda e: rm.activity(e),
     "job detail (/v1/jobs/{id})": lambda e: rm.job_detail(e, _recent_job_id(e)),
     "failed jobs (the failed-jobs view)": lambda e: rm.list_jobs(e, FAILED),
-    "failed jobs, next page": lambda e: rm.list_jobs(
+    "failed jobs, page 1 + page 2": lambda e: rm.list_jobs(
         e, FAILED, cursor=rm.list_jobs(e, FAILED).next_cursor
     ),
     "jobs of a dataset": lambda e: rm.list_jobs(e, rm.JobFilters(dataset="sales")),
@@ -246,11 +246,13 @@ OPS_READS: dict[str, Callable[[sa.Engine], object]] = {
     },
     "failed rows (/v1/failed-rows)": lambda e: rm.list_failed_rows(e),
     **{
-        f"failed rows by {sort}, cursor page": partial(_failed_rows_cursor_page, sort=sort.value)
+        f"failed rows by {sort}, page 1 + page 2": partial(
+            _failed_rows_cursor_page, sort=sort.value
+        )
         for sort in rm.FailedRowSort
     },
     "failed rows of a job": lambda e: rm.list_failed_rows(
-        e, rm.FailedRowFilters(job_id="J000000000007")
+        e, rm.FailedRowFilters(job_id="01J" + "7".zfill(23))
     ),
 }
 
