@@ -190,6 +190,13 @@ def test_status_counts_follow_every_change(ledger: Ledger, engine: sa.Engine) ->
         with engine.connect() as conn:
             real = conn.execute(sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status))
             assert ledger.status_counts() == {status: int(n) for status, n in real}
+            retried = conn.execute(
+                sa.select(
+                    sa.func.count(), sa.func.coalesce(sa.func.sum(jobs.c.retry_count), 0)
+                ).where(jobs.c.retry_count > 0)
+            ).one()
+        retry = rm.metrics(engine, stuck_after_seconds=300).retry
+        assert (retry.jobs_retried, retry.total_retries) == tuple(int(n) for n in retried)
     returns = ledger.status_counts(dataset="returns")
     assert sum(returns.values()) == len(ledger.list_jobs(dataset="returns", limit=100))
 

@@ -98,6 +98,16 @@ job_status_counts = sa.Table(
     sa.Column("jobs", sa.BigInteger, nullable=False),
 )
 
+# Jobs retried and retries in all (one row, id 1), kept by triggers on `jobs` (migration 0008):
+# the retry statistics over a million jobs without walking the retried ones.
+job_retry_totals = sa.Table(
+    "job_retry_totals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("jobs_retried", sa.BigInteger, nullable=False),
+    sa.Column("total_retries", sa.BigInteger, nullable=False),
+)
+
 # What remains of a job `etl prune` removed: enough for lineage (the warehouse's rows keep
 # their job id) and for counting what was loaded, without attempts, tracebacks or rows.
 pruned_jobs = sa.Table(

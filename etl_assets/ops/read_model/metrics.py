@@ -13,7 +13,12 @@ from sqlalchemy.engine import Engine
 from etl_assets.db import read_connection, utcnow
 from etl_assets.ledger.models import ErrorType, JobStatus
 from etl_assets.ledger.quarantine import RowStatus
-from etl_assets.ledger.schema import job_status_counts, jobs, quarantined_row_counts
+from etl_assets.ledger.schema import (
+    job_retry_totals,
+    job_status_counts,
+    jobs,
+    quarantined_row_counts,
+)
 from etl_assets.ops.read_model.common import DEFAULT_DAGSTER_UI_URL, _epoch, _seconds, run_url
 
 
@@ -187,19 +192,18 @@ def failed_in_window(conn: sa.Connection, since: dt.datetime) -> tuple[int, int]
 
 
 def _retry_stats(conn: sa.Connection, jobs_count: int) -> RetryStats:
-    # Only retried jobs: the partial index ix_jobs_retry_count holds exactly them (~5%).
-    row = conn.execute(
-        sa.select(
-            sa.func.count().label("retried"),
-            sa.func.coalesce(sa.func.sum(jobs.c.retry_count), 0).label("total"),
-            sa.func.coalesce(sa.func.max(jobs.c.retry_count), 0).label("most"),
-        ).where(jobs.c.retry_count > 0)
-    ).one()
+    # Totals from the trigger-kept row (none after a TRUNCATE: zeros); the most retries from
+    # the top entry of the retried jobs' partial index ix_jobs_retry_count.
+    totals = conn.execute(sa.select(job_retry_totals).where(job_retry_totals.c.id == 1)).first()
+    retried, total = (int(totals.jobs_retried), int(totals.total_retries)) if totals else (0, 0)
+    most = conn.execute(
+        sa.select(sa.func.max(jobs.c.retry_count)).where(jobs.c.retry_count > 0)
+    ).scalar()
     return RetryStats(
-        jobs_retried=int(row.retried),
-        total_retries=int(row.total),
-        avg_retries_per_job=round(int(row.total) / jobs_count, 3) if jobs_count else 0.0,
-        max_retries=int(row.most),
+        jobs_retried=retried,
+        total_retries=total,
+        avg_retries_per_job=round(total / jobs_count, 3) if jobs_count else 0.0,
+        max_retries=int(most or 0),
     )
 
 
