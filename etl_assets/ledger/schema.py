@@ -82,9 +82,7 @@ jobs = sa.Table(
     sa.Index("ix_jobs_completed_job", "completed_at", "job_id"),
     sa.Index("ix_jobs_priority_job", "priority", "job_id"),
     sa.Index("ix_jobs_status_job", "status", "job_id"),
-    sa.Index(
-        "ix_jobs_status_completed_figures", "status", "completed_at", "started_at", "rows_loaded"
-    ),
+    sa.Index("ix_jobs_completed_figures", "completed_at", "status", "started_at", "rows_loaded"),
     sa.Index("ix_jobs_retry_count", "retry_count", **_where("retry_count > 0")),
 )
 

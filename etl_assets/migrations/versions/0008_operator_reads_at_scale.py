@@ -8,8 +8,10 @@ every list the ops API, the dashboard and the CLI page through is read in index 
 - Keyset indexes `(sort column, job_id)` for each order `list_jobs` offers, so a page is the
   next `limit` entries of one index whatever the page number; `(created_at, id)` likewise for
   the failed rows (a load's rows share one created_at, so the id must be in the index).
-- `ix_jobs_status_completed_figures`: the windowed figures (completed in the window, rows
-  loaded, mean duration) read from the index alone, without visiting ~10,000 heap rows.
+- `ix_jobs_completed_figures` (completed_at first): the windowed figures (completed in the
+  window, rows loaded, mean duration, the dashboard's buckets) read from the index alone.
+  Led by status, PostgreSQL preferred `ix_jobs_completed_at` and ~11,000 heap visits (15 ms
+  at a million jobs, against 3.5 ms index-only), since completed_at follows the heap order.
 - `job_retry_totals` (one row): jobs retried and retries in all, kept by triggers on `jobs`
   (the statistics over every job were a walk over the ~5% of jobs that were retried, 50,000
   index entries at a million jobs); `ix_jobs_retry_count` answers the most retries of one
@@ -72,9 +74,9 @@ INDEXES = {  # name: (table, columns)
     "ix_jobs_completed_job": ("jobs", ["completed_at", "job_id"]),
     "ix_jobs_priority_job": ("jobs", ["priority", "job_id"]),
     "ix_jobs_status_job": ("jobs", ["status", "job_id"]),
-    "ix_jobs_status_completed_figures": (
+    "ix_jobs_completed_figures": (
         "jobs",
-        ["status", "completed_at", "started_at", "rows_loaded"],
+        ["completed_at", "status", "started_at", "rows_loaded"],
     ),
     "ix_quarantined_rows_created_id": ("quarantined_rows", ["created_at", "id"]),
 }

@@ -198,7 +198,7 @@ def _add_job_buckets(
     conn: sa.Connection, acc: dict[int, dict[str, float]], since: dt.datetime, width: int
 ) -> None:
     done = _bucket(conn, jobs.c.completed_at, width).label("bucket")
-    # Seconds each job ran; every column is in ix_jobs_status_completed_figures.
+    # Seconds each job ran; every column is in ix_jobs_completed_figures.
     ran = sa.func.coalesce(_epoch(conn, jobs.c.completed_at) - _epoch(conn, jobs.c.started_at), 0)
     for r in conn.execute(
         sa.select(

@@ -118,7 +118,7 @@ def metrics(
 
     Every figure is read from a trigger-kept count or an index, never a scan of the ledger:
     the counts from `job_status_counts` and `quarantined_row_counts`, the window's figures
-    from `ix_jobs_status_completed_figures`, the retries from the retried jobs' partial index.
+    from `ix_jobs_completed_figures`, the retries from the retried jobs' partial index.
     """
     now = now or utcnow()
     since = now - dt.timedelta(seconds=window_seconds)
@@ -315,7 +315,7 @@ def recent_completions(
     """The last `limit` jobs completed in the last `window_seconds`, newest first.
 
     Bounded both ways so a scrape reads at most `limit` entries of
-    `ix_jobs_status_completed_figures` (which holds every column used: no heap visit).
+    `ix_jobs_completed_figures` (which holds every column used: no heap visit).
     """
     since = (now or utcnow()) - dt.timedelta(seconds=window_seconds)
     stmt = (
