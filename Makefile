@@ -58,8 +58,9 @@ bench-large: $(STAMP) ## 1M- and 5M-row jobs against raw COPY; 1M rows on SQLite
 bench-daemon: $(STAMP) ## 500 small jobs through the real daemon path, in batch runs
 	$(BIN)/python benchmarks/bench_daemon_jobs.py
 
-bench-ledger: $(STAMP) ## the ledger's queries and etl prune with 1,000,000 jobs
+bench-ledger: $(STAMP) ## the ledger's queries, etl prune, and every operator read (API, dashboard, CLI) at 1,000,000 jobs
 	$(BIN)/python benchmarks/bench_ledger_scale.py
+	$(BIN)/python benchmarks/bench_ops_surface.py
 
 clean: ## remove local state (.dagster_home, .etl_data); keeps .venv
 	rm -rf .dagster_home .etl_data

@@ -66,7 +66,11 @@ def test_jobs_list_filters_sorts_and_pages(etl: CliRunner, ids: dict[str, str]) 
     assert listed("--sort", "-priority", "--limit", "1") == [ids["G"]]
 
     table = etl.invoke(main, ["jobs", "list", "--limit", "2"]).output
-    assert "(2 of 11; see more with --offset/--limit)" in table
+    [hint] = [line for line in table.splitlines() if line.startswith("(2 of 11; next page")]
+    cursor = hint.split("--cursor ")[1].rstrip(")")
+    second = run_json(etl, "jobs", "list", "--limit", "2", "--cursor", cursor)
+    assert [job["job_id"] for job in second] == listed()[2:4]
+    assert etl.invoke(main, ["jobs", "list", "--cursor", "nonsense"]).exit_code == 2
     bad = etl.invoke(main, ["jobs", "list", "--status", "lost"])
     assert bad.exit_code == 2
     assert "'lost' is not one of" in bad.output

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +23,8 @@ from test_monitoring_docs import runs_on, sql_blocks
 from etl_assets.db import create_engine, utcnow
 from etl_assets.ledger import ErrorType, JobStatus, Ledger
 from etl_assets.ledger.schema import jobs
+from etl_assets.ops import alerts, health
+from etl_assets.ops import read_model as rm
 from etl_assets.ops.retention import _candidates
 
 SEEDED_JOBS = 100_000
@@ -28,7 +32,8 @@ SEEDED_JOBS = 100_000
 
 def seed_finished_jobs(engine: sa.Engine, count: int, days: int = 90) -> None:
     """`count` finished jobs over the last `days` days (1 in 50 failed, 1 in 20 retried) plus
-    a few pending and processing ones, written by PostgreSQL itself in one statement."""
+    a few pending and processing ones, written by PostgreSQL itself in one statement. A
+    finished job was last updated when it finished, as the ledger does it."""
     step = days * 86_400 / count  # seconds between two jobs
     with engine.begin() as conn:
         conn.exec_driver_sql(
@@ -36,13 +41,16 @@ def seed_finished_jobs(engine: sa.Engine, count: int, days: int = 90) -> None:
             INSERT INTO jobs (job_id, title, dataset, source_uri, source_name, content_sha256,
                 size_bytes, status, priority, attempts, retry_count, max_attempts, error_type,
                 created_at, updated_at, completed_at, last_heartbeat_at)
-            SELECT 'J' || lpad(n::text, 12, '0'), 'job ' || n, 'sales', '/s/' || n, n || '.csv',
+            SELECT '01J' || lpad(n::text, 23, '0'), 'job ' || n, 'sales', '/s/' || n, n || '.csv',
                 md5(n::text) || md5(n::text), 100,
                 CASE WHEN n > {count} THEN (CASE WHEN mod(n, 2) = 0 THEN 'pending' ELSE 'processing'
                      END) WHEN mod(n, 50) = 0 THEN 'failed' ELSE 'completed' END,
                 mod(n, 3), 1, CASE WHEN mod(n, 20) = 0 THEN 1 ELSE 0 END, 3,
                 CASE WHEN n <= {count} AND mod(n, 50) = 0 THEN 'transient_exhausted' END,
-                now() - ((({count} + 50 - n) * {step}) || ' seconds')::interval, now(),
+                now() - ((({count} + 50 - n) * {step}) || ' seconds')::interval,
+                CASE WHEN n <= {count}
+                     THEN now() - ((({count} - n) * {step}) || ' seconds')::interval
+                     ELSE now() END,
                 CASE WHEN n <= {count}
                      THEN now() - ((({count} - n) * {step}) || ' seconds')::interval END,
                 now()
@@ -50,6 +58,42 @@ def seed_finished_jobs(engine: sa.Engine, count: int, days: int = 90) -> None:
             """
         )
         conn.exec_driver_sql("ANALYZE jobs")
+
+
+def seed_quarantine_and_events(
+    engine: sa.Engine, jobs_count: int, rows: int, events: int, days: int = 90
+) -> None:
+    """`rows` quarantined rows spread over the first `jobs_count` seeded jobs (1 in 10 since
+    loaded by a row retry) and `events` handled load events, over the last `days` days, by
+    set-based INSERT ... SELECT generate_series (10 M rows take minutes, not hours)."""
+    row_step = days * 86_400 / max(rows, 1)
+    event_step = days * 86_400 / max(events, 1)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"""
+            INSERT INTO quarantined_rows (job_id, row_number, raw_row, reason, stage,
+                retry_count, status, created_at, updated_at)
+            SELECT '01J' || lpad((mod(n, {jobs_count}) + 1)::text, 23, '0'), n + 1,
+                '{{"order_id": "x"}}', 'quantity: not a number', 'validate', 0,
+                CASE WHEN mod(n, 10) = 0 THEN 'loaded' ELSE 'quarantined' END,
+                now() - ((({rows} - n) * {row_step}) || ' seconds')::interval,
+                now() - ((({rows} - n) * {row_step}) || ' seconds')::interval
+            FROM generate_series(1, {rows}) AS n
+            """
+        )
+        conn.exec_driver_sql(
+            f"""
+            INSERT INTO events (topic, job_id, dataset, payload, status, created_at,
+                dispatched_at)
+            SELECT 'sales.loaded', '01J' || lpad((mod(n, {jobs_count}) + 1)::text, 23, '0'),
+                'sales', '{{}}', 'done',
+                now() - ((({events} - n) * {event_step}) || ' seconds')::interval,
+                now() - ((({events} - n) * {event_step}) || ' seconds')::interval
+            FROM generate_series(1, {events}) AS n
+            """
+        )
+        conn.exec_driver_sql("ANALYZE quarantined_rows")
+        conn.exec_driver_sql("ANALYZE events")
 
 
 @contextmanager
@@ -146,5 +190,102 @@ def test_status_counts_follow_every_change(ledger: Ledger, engine: sa.Engine) ->
         with engine.connect() as conn:
             real = conn.execute(sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status))
             assert ledger.status_counts() == {status: int(n) for status, n in real}
+            retried = conn.execute(
+                sa.select(
+                    sa.func.count(), sa.func.coalesce(sa.func.sum(jobs.c.retry_count), 0)
+                ).where(jobs.c.retry_count > 0)
+            ).one()
+        retry = rm.metrics(engine, stuck_after_seconds=300).retry
+        assert (retry.jobs_retried, retry.total_retries) == tuple(int(n) for n in retried)
     returns = ledger.status_counts(dataset="returns")
     assert sum(returns.values()) == len(ledger.list_jobs(dataset="returns", limit=100))
+
+
+SEEDED_QUARANTINED_ROWS = 200_000
+SEEDED_EVENTS = 100_000
+BIG_TABLES = re.compile(r"Seq Scan on (jobs|quarantined_rows|events)\b")
+
+
+def _cursor_page(engine: sa.Engine, sort: str) -> object:
+    first = rm.list_jobs(engine, sort=sort, limit=50)
+    return rm.list_jobs(engine, sort=sort, limit=50, cursor=first.next_cursor)
+
+
+def _failed_rows_cursor_page(engine: sa.Engine, sort: str) -> object:
+    first = rm.list_failed_rows(engine, sort=sort, limit=50)
+    return rm.list_failed_rows(engine, sort=sort, limit=50, cursor=first.next_cursor)
+
+
+def _recent_job_id(engine: sa.Engine) -> str:
+    return rm.list_jobs(engine, limit=1).items[0].job_id
+
+
+FAILED = rm.JobFilters(statuses=[JobStatus.FAILED])
+# What the ops API, the dashboard, `etl jobs list|stats` and the alert and health rules read.
+OPS_READS: dict[str, Callable[[sa.Engine], object]] = {
+    "metrics, 24 h (/v1/metrics, etl jobs stats)": lambda e: rm.metrics(e, stuck_after_seconds=300),
+    "metrics, 1 h (/metrics, /readyz)": lambda e: rm.metrics(
+        e, stuck_after_seconds=300, window_seconds=3600
+    ),
+    "alert figures over a 24 h metrics": lambda e: alerts.ledger_figures(
+        e, 300, metrics=rm.metrics(e, stuck_after_seconds=300)
+    ),
+    "alert figures alone (alerts_sensor)": lambda e: alerts.ledger_figures(e, 300),
+    "readiness (/readyz)": lambda e: health.readiness(
+        e, thresholds=alerts.Thresholds(), instance_factory=None
+    ),
+    "histogram samples (/metrics)": lambda e: rm.recent_completions(e),
+    "uploads (/v1/uploads/active)": lambda e: rm.uploads(e),
+    "activity (/v1/activity)": lambda e: rm.activity(e),
+    "job detail (/v1/jobs/{id})": lambda e: rm.job_detail(e, _recent_job_id(e)),
+    "failed jobs (the failed-jobs view)": lambda e: rm.list_jobs(e, FAILED),
+    "failed jobs, page 1 + page 2": lambda e: rm.list_jobs(
+        e, FAILED, cursor=rm.list_jobs(e, FAILED).next_cursor
+    ),
+    "jobs of a dataset": lambda e: rm.list_jobs(e, rm.JobFilters(dataset="sales")),
+    "jobs created in the last 30 days (estimated total)": lambda e: rm.list_jobs(
+        e, rm.JobFilters(created_from=utcnow() - dt.timedelta(days=30))
+    ),
+    "jobs, offset page": lambda e: rm.list_jobs(e, offset=1000),
+    **{
+        f"jobs by {sort}, cursor page": partial(_cursor_page, sort=sort.value)
+        for sort in rm.JobSort
+    },
+    "failed rows (/v1/failed-rows)": lambda e: rm.list_failed_rows(e),
+    **{
+        f"failed rows by {sort}, page 1 + page 2": partial(
+            _failed_rows_cursor_page, sort=sort.value
+        )
+        for sort in rm.FailedRowSort
+    },
+    "failed rows of a job": lambda e: rm.list_failed_rows(
+        e, rm.FailedRowFilters(job_id="01J" + "7".zfill(23))
+    ),
+}
+
+
+def test_operator_reads_use_an_index_on_a_large_ledger(postgres_url: str) -> None:
+    """No read of the ops API, dashboard, CLI or alert rules scans jobs, quarantined_rows or
+    events sequentially.
+
+    Seeded (100,000 jobs, 200,000 quarantined rows, 100,000 events) and ANALYZEd rather than
+    run with `enable_seqscan = off`: with seq scans off the planner takes any index, even a
+    whole-index walk that is as slow as the scan, and a missing index would go unseen; at
+    these proportions it chooses the plan it would choose at a million jobs.
+    """
+    engine = create_engine(emptied(postgres_url))
+    seed_finished_jobs(engine, SEEDED_JOBS)
+    seed_quarantine_and_events(engine, SEEDED_JOBS, SEEDED_QUARANTINED_ROWS, SEEDED_EVENTS)
+    scans = {}
+    for name, read in OPS_READS.items():
+        with captured_sql(engine) as statements:
+            read(engine)
+        assert statements, name
+        for statement, parameters in statements:
+            if "alembic_version" in statement:
+                continue  # the schema check's one-row table
+            text = plan(engine, statement, parameters)
+            if BIG_TABLES.search(text):
+                scans[name] = f"{statement}\n{text}"
+    engine.dispose()
+    assert scans == {}

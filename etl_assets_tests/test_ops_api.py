@@ -24,6 +24,7 @@ from conftest import Platform
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from ops_seed import C_ERROR, EXPECTED, free_port, seed_ledger
+from prometheus_client.parser import text_string_to_metric_families
 
 from etl_assets.cli import main
 from etl_assets.config import Settings
@@ -191,6 +192,37 @@ def test_list_jobs_filters_sorts_and_pages(client: TestClient, ids: dict[str, st
         get(limit=5, offset=10)["items"][0]["job_id"]
         == get(sort="-created_at")["items"][10]["job_id"]
     )
+    first = get(limit=4)
+    assert (first["has_more"], first["total_is_estimate"]) == (True, False)
+    after = get(limit=4, cursor=first["next_cursor"])
+    assert [j["job_id"] for j in after["items"]] == [j["job_id"] for j in get()["items"][4:8]]
+
+
+def test_list_paging_refuses_bad_cursors_and_deep_offsets(client: TestClient) -> None:
+    for path in ("/v1/jobs", "/v1/failed-rows"):
+        bad = client.get(path, params={"cursor": "bm9wZQ"}, headers=AS_VIEWER)
+        assert (bad.status_code, error_of(bad)["code"]) == (400, "bad_cursor"), path
+        deep = client.get(path, params={"offset": rm.MAX_OFFSET + 1}, headers=AS_VIEWER)
+        assert deep.status_code == 422, path
+
+
+def test_each_request_reads_the_metrics_once(
+    client: TestClient, ids: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/v1/metrics and /metrics compute the metrics once and hand them to the alert rules
+    and the readiness check, instead of each reading the ledger again."""
+    calls: list[int] = []
+    real = rm.metrics
+
+    def counted(*args: Any, **kwargs: Any) -> rm.Metrics:
+        calls.append(kwargs.get("window_seconds", 0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rm, "metrics", counted)
+    for path in ("/v1/metrics", "/metrics"):
+        calls.clear()
+        assert client.get(path, headers=AS_VIEWER).status_code == 200, path
+        assert len(calls) == 1, path
 
 
 @pytest.mark.parametrize(
@@ -452,24 +484,40 @@ def test_metrics_match_the_hand_computed_fixture(client: TestClient, ids: dict[s
 
 
 def test_prometheus_text(client: TestClient, ids: dict[str, str]) -> None:
+    """/metrics parses with prometheus_client's own parser, with the documented families,
+    labels and values, and histograms of the jobs completed in the last hour."""
     response = client.get("/metrics", headers=AS_VIEWER)
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
-    lines = response.text.splitlines()
-    for expected in [
-        'etl_jobs{status="failed"} 2',
-        'etl_jobs{status="pending"} 3',
-        'etl_jobs_pending{priority="0",state="waiting"} 1',
-        "etl_jobs_stuck 1",
-        "etl_job_retries 6",
-        'etl_jobs_failed_window{window_seconds="3600"} 1',
-        'etl_job_failure_ratio{window_seconds="3600"} 0.5',
-        "etl_quarantined_rows_open 3",
-        "# TYPE etl_health_score gauge",
-        "etl_health_score 70",
-        'etl_alert_firing{rule="failure_rate",severity="critical"} 1',
-        'etl_alert_firing{rule="stuck_jobs",severity="warning"} 1',
-    ]:
-        assert expected in lines, expected
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in families.values()
+        for s in family.samples
+    }
+    for (name, labels), value in {
+        ("etl_jobs", (("status", "failed"),)): 2,
+        ("etl_jobs", (("status", "pending"),)): 3,
+        ("etl_jobs_pending", (("priority", "0"), ("state", "waiting"))): 1,
+        ("etl_jobs_stuck", ()): 1,
+        ("etl_job_retries", ()): 6,
+        ("etl_jobs_failed_window", (("window_seconds", "3600"),)): 1,
+        ("etl_job_failure_ratio", (("window_seconds", "3600"),)): 0.5,
+        ("etl_quarantined_rows_open", ()): 3,
+        ("etl_health_score", ()): 70,
+        ("etl_alert_firing", (("rule", "failure_rate"), ("severity", "critical"))): 1,
+        ("etl_alert_firing", (("rule", "stuck_jobs"), ("severity", "warning"))): 1,
+        # B completed in the last hour (A two hours ago): one job in the histograms.
+        ("etl_job_duration_seconds_count", ()): 1,
+        ("etl_job_rows_loaded_count", ()): 1,
+        ("etl_job_rows_loaded_bucket", (("le", "+Inf"),)): 1,
+    }.items():
+        assert samples.get((name, labels)) == value, (name, labels)
+    assert families["etl_health_score"].type == "gauge"
+    assert families["etl_job_duration_seconds"].type == "histogram"
+    assert families["etl_job_rows_loaded"].type == "histogram"
+    documented = (Path(__file__).parents[1] / "docs" / "monitoring.md").read_text()
+    for name in families:
+        assert f"`{name}`" in documented, f"{name} is not in docs/monitoring.md"
 
 
 def test_activity_series(client: TestClient, ids: dict[str, str]) -> None:

@@ -8,12 +8,20 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 from ops_seed import C_ERROR, C_REASON, EXPECTED, seed_ledger
+from seed import seed_job
 
 from etl_assets.db import utcnow
 from etl_assets.ledger import ErrorType, JobStatus, Ledger
 from etl_assets.ledger.errors import JobNotFound
 from etl_assets.ledger.quarantine import RowStatus
+from etl_assets.ledger.schema import (
+    job_status_counts,
+    jobs,
+    quarantined_row_counts,
+    quarantined_rows,
+)
 from etl_assets.ops import read_model as rm
+from etl_assets.ops.read_model import common
 
 UI = "http://dagster.example:3000"
 
@@ -171,7 +179,9 @@ def test_activity_buckets_count_completions_failures_and_rates(
     [a_bucket] = [
         b for b in series.buckets if b.start <= a_end < b.start + dt.timedelta(minutes=10)
     ]
-    assert a_bucket.rows_per_second == round(97 / 600, 3)
+    # A's 97 rows over the 100 s it ran, not over the bucket's 600 s.
+    assert (a_bucket.rows_per_second, a_bucket.work_seconds) == (0.97, 100.0)
+    assert a_bucket.rows_per_bucket_second == round(97 / 600, 3)
     with pytest.raises(ValueError, match="bucket_seconds"):
         rm.activity(engine, bucket_seconds=10)
 
@@ -185,3 +195,137 @@ def test_a_pending_job_shows_no_elapsed_time(engine: sa.Engine, ids: dict[str, s
         None,
         None,
     )
+
+
+@pytest.mark.parametrize("sort", [s.value for s in rm.JobSort])
+def test_keyset_pages_walk_the_same_order_as_one_page(
+    engine: sa.Engine, ids: dict[str, str], sort: str
+) -> None:
+    """Following next_cursor two jobs at a time gives every job once, in the order of one
+    big page, unfinished jobs last when sorting by completed_at (either way)."""
+    whole = [j.job_id for j in rm.list_jobs(engine, sort=sort, limit=500).items]
+    walked: list[str] = []
+    cursor = None
+    while True:
+        page = rm.list_jobs(engine, sort=sort, limit=2, cursor=cursor)
+        walked += [j.job_id for j in page.items]
+        assert page.total == 11 and not page.total_is_estimate
+        assert page.has_more == (page.next_cursor is not None)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert walked == whole
+    offset_pages = [rm.list_jobs(engine, sort=sort, limit=4, offset=n).items for n in (0, 4, 8)]
+    assert [j.job_id for items in offset_pages for j in items] == whole
+
+
+def test_failed_row_pages_follow_the_cursor(engine: sa.Engine, ids: dict[str, str]) -> None:
+    for sort in rm.FailedRowSort:
+        every = rm.FailedRowFilters(status=None)
+        whole = [r.id for r in rm.list_failed_rows(engine, every, sort=sort).items]
+        walked: list[int] = []
+        cursor = None
+        while True:
+            page = rm.list_failed_rows(
+                engine, rm.FailedRowFilters(status=None), sort=sort, limit=1, cursor=cursor
+            )
+            walked += [r.id for r in page.items]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert walked == whole, sort
+
+
+def test_bad_cursors_and_deep_offsets_are_refused(engine: sa.Engine) -> None:
+    with pytest.raises(ValueError, match="cursor"):
+        rm.list_jobs(engine, cursor="not-a-cursor")
+    with pytest.raises(ValueError, match="cursor"):  # a cursor of another sort's key type
+        rm.list_jobs(engine, sort="priority", cursor=rm.list_jobs(engine).next_cursor or "WzFd")
+    with pytest.raises(ValueError, match="offset"):
+        rm.list_jobs(engine, offset=rm.MAX_OFFSET + 1)
+    with pytest.raises(ValueError, match="cursor"):
+        rm.list_failed_rows(engine, cursor="WyJ4IiwgMV0")  # ["x", 1]: not a time
+
+
+def test_counts_come_from_the_trigger_kept_tables(engine: sa.Engine, ids: dict[str, str]) -> None:
+    """metrics, list totals and uploads read job_status_counts / quarantined_row_counts, not a
+    count of the big tables: a figure changed only there shows everywhere."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(job_status_counts)
+            .where(job_status_counts.c.status == "pending")
+            .values(jobs=job_status_counts.c.jobs + 1000)
+        )
+        conn.execute(
+            sa.update(quarantined_row_counts)
+            .where(quarantined_row_counts.c.status == "quarantined")
+            .values(rows=quarantined_row_counts.c.rows + 1000)
+        )
+    m = rm.metrics(engine, stuck_after_seconds=300)
+    assert (m.counts_by_status["pending"], m.quarantined_rows_open) == (1003, 1003)
+    pending = rm.list_jobs(engine, rm.JobFilters(statuses=[JobStatus.PENDING]), limit=1)
+    assert (pending.total, pending.total_is_estimate) == (1003, False)
+    assert rm.list_failed_rows(engine, limit=1).total == 1003
+    assert rm.uploads(engine).pending_uploads == 1003
+
+
+def test_quarantine_counts_follow_every_change(engine: sa.Engine, ids: dict[str, str]) -> None:
+    """The triggers of migration 0008 keep quarantined_row_counts equal to a real count
+    through inserts, status changes and deletes (a job's rows go with it)."""
+
+    def real_and_kept() -> tuple[dict[str, int], dict[str, int]]:
+        with engine.connect() as conn:
+            q = quarantined_rows.c
+            real = conn.execute(sa.select(q.status, sa.func.count()).group_by(q.status))
+            kept = conn.execute(sa.select(quarantined_row_counts))
+            return {s: int(n) for s, n in real}, {s: int(n) for s, n in kept if n}
+
+    real, kept = real_and_kept()
+    assert real == kept and real
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(quarantined_rows)
+            .where(quarantined_rows.c.status == "quarantined")
+            .values(status="loaded")
+        )
+    real, kept = real_and_kept()
+    assert real == kept
+    with engine.begin() as conn:
+        conn.execute(sa.delete(jobs).where(jobs.c.job_id == ids["A"]))
+    real, kept = real_and_kept()
+    assert real == kept
+
+
+def test_totals_past_the_exact_cap_are_marked_estimates(
+    engine: sa.Engine, ids: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filter the counts table cannot answer is counted up to EXACT_COUNT_CAP; past it,
+    PostgreSQL gives its estimate (marked), SQLite its exact count."""
+    monkeypatch.setattr(common, "EXACT_COUNT_CAP", 3)
+    recent = rm.JobFilters(created_from=utcnow() - dt.timedelta(days=1))
+    page = rm.list_jobs(engine, recent, limit=2)
+    postgres = engine.dialect.name == "postgresql"
+    assert page.total_is_estimate is postgres
+    if not postgres:
+        assert page.total == 9
+    assert page.total >= 3 and page.has_more
+    small = rm.list_jobs(engine, rm.JobFilters(error_type=ErrorType.PERMANENT), limit=1)
+    assert (small.total, small.total_is_estimate) == (1, False)
+
+
+def test_the_rate_chart_is_rows_per_second_of_work(engine: sa.Engine) -> None:
+    """A 50,000-row job that ran 3 s reads ~16,667 rows/s, not 50,000 / 600 s."""
+    now = utcnow().replace(microsecond=0)
+    seed_job(
+        engine,
+        "completed",
+        now=now,
+        started_at=now - dt.timedelta(seconds=63),
+        completed_at=now - dt.timedelta(seconds=60),
+        rows_loaded=50_000,
+    )
+    series = rm.activity(engine, window_seconds=3600, bucket_seconds=600, now=now)
+    [bucket] = [b for b in series.buckets if b.jobs_completed]
+    assert bucket.rows_per_second == round(50_000 / 3, 3)
+    assert bucket.rows_per_bucket_second == round(50_000 / 600, 3)
+    assert all(b.rows_per_second is None for b in series.buckets if not b.jobs_completed)

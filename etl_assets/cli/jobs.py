@@ -24,7 +24,15 @@ from etl_assets.cli.output import (
 )
 from etl_assets.db import engine_for
 from etl_assets.ledger import ErrorType, JobStatus
-from etl_assets.ops.read_model import MAX_PAGE, JobFilters, JobSort, job_detail, list_jobs, metrics
+from etl_assets.ops.read_model import (
+    MAX_OFFSET,
+    MAX_PAGE,
+    JobFilters,
+    JobSort,
+    job_detail,
+    list_jobs,
+    metrics,
+)
 
 JOB_COLUMNS = (
     "job_id",
@@ -69,7 +77,11 @@ def jobs() -> None:
     help="Order; a leading '-' means descending.",
 )
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, MAX_PAGE))
-@click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
+@click.option(
+    "--offset", default=0, show_default=True, type=click.IntRange(0, MAX_OFFSET),
+    help="Rows to skip (small jumps; page on with --cursor).",
+)  # fmt: skip
+@click.option("--cursor", default=None, help="The next page: the cursor the last page printed.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @reports_errors
 def jobs_list(
@@ -81,6 +93,7 @@ def jobs_list(
     sort: str,
     limit: int,
     offset: int,
+    cursor: str | None,
     as_json: bool,
 ) -> None:
     """Jobs, newest first unless --sort says otherwise, filtered by status, dataset, creation
@@ -92,13 +105,20 @@ def jobs_list(
         created_to=utc(until),
         error_type=ErrorType(error_type) if error_type else None,
     )
-    page = list_jobs(engine_for(load_settings()), filters, sort=sort, limit=limit, offset=offset)
+    engine = engine_for(load_settings())
+    try:
+        page = list_jobs(engine, filters, sort=sort, limit=limit, offset=offset, cursor=cursor)
+    except ValueError as exc:  # a cursor that is not one this list printed
+        raise click.BadParameter(str(exc)) from None
     if as_json:
         return echo_json([plain(dataclasses.asdict(job)) for job in page.items])
     rows = ([cell(getattr(j, c)) for c in JOB_COLUMNS] for j in page.items)
     click.echo(format_table(JOB_COLUMNS, rows))
-    if page.total > offset + len(page.items):
-        click.echo(f"({len(page.items)} of {page.total}; see more with --offset/--limit)")
+    if page.next_cursor:
+        about = "about " if page.total_is_estimate else ""
+        click.echo(
+            f"({len(page.items)} of {about}{page.total}; next page: --cursor {page.next_cursor})"
+        )
 
 
 @jobs.command("show")
@@ -160,7 +180,10 @@ def jobs_stats(window_hours: int, as_json: bool) -> None:
         window_seconds=window_hours * 3600,
         dagster_ui_url=settings.dagster_ui_url,
     )
-    alerts = current_alerts(engine, Thresholds.from_settings(settings))
+    # The rules reuse these figures: the ledger is read once.
+    alerts = current_alerts(
+        engine, Thresholds.from_settings(settings), now=figures.generated_at, metrics=figures
+    )
     if as_json:
         return echo_json(
             plain(dataclasses.asdict(figures)) | {"alerts": [a.as_dict() for a in alerts]}

@@ -75,6 +75,15 @@ jobs = sa.Table(
     sa.Index("ix_jobs_status_completed", "status", "completed_at"),
     # Partial indexes: the few rows a monitoring query wants out of a million.
     sa.Index("ix_jobs_retried", "created_at", **_where("retry_count > 0")),
+    # The operators' reads (migration 0008): one index per `list_jobs` order, ending in the
+    # job_id tie-break, so a keyset page is the next entries of one index; the windowed
+    # figures from the index alone; the retry statistics from the retried jobs only.
+    sa.Index("ix_jobs_updated_job", "updated_at", "job_id"),
+    sa.Index("ix_jobs_completed_job", "completed_at", "job_id"),
+    sa.Index("ix_jobs_priority_job", "priority", "job_id"),
+    sa.Index("ix_jobs_status_job", "status", "job_id"),
+    sa.Index("ix_jobs_completed_figures", "completed_at", "status", "started_at", "rows_loaded"),
+    sa.Index("ix_jobs_retry_count", "retry_count", **_where("retry_count > 0")),
 )
 
 # Jobs per dataset and status, kept by triggers on `jobs` (migration 0003): counting a
@@ -85,6 +94,16 @@ job_status_counts = sa.Table(
     sa.Column("dataset", sa.String(64), primary_key=True),
     sa.Column("status", sa.String(16), primary_key=True),
     sa.Column("jobs", sa.BigInteger, nullable=False),
+)
+
+# Jobs retried and retries in all (one row, id 1), kept by triggers on `jobs` (migration 0008):
+# the retry statistics over a million jobs without walking the retried ones.
+job_retry_totals = sa.Table(
+    "job_retry_totals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("jobs_retried", sa.BigInteger, nullable=False),
+    sa.Column("total_retries", sa.BigInteger, nullable=False),
 )
 
 # What remains of a job `etl prune` removed: enough for lineage (the warehouse's rows keep
@@ -147,6 +166,17 @@ quarantined_rows = sa.Table(
     sa.CheckConstraint("status IN ('quarantined', 'loaded', 'duplicate')", name="status"),
     sa.Index("ix_quarantined_rows_created_at", "created_at"),
     sa.Index("ix_quarantined_rows_waiting", "job_id", **_where("status = 'quarantined'")),
+    # Newest-first pages of failed rows (migration 0008): a load's rows share one created_at.
+    sa.Index("ix_quarantined_rows_created_id", "created_at", "id"),
+)
+
+# Quarantined rows per status, kept by triggers on `quarantined_rows` (migration 0008): the
+# open rows of a 10,000,000-row quarantine are one row here, not an index scan.
+quarantined_row_counts = sa.Table(
+    "quarantined_row_counts",
+    metadata,
+    sa.Column("status", sa.String(16), primary_key=True),
+    sa.Column("rows", sa.BigInteger, nullable=False),
 )
 
 

@@ -26,13 +26,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from etl_assets.config import Settings
 from etl_assets.db import read_connection, utcnow
-from etl_assets.ledger import ErrorType, JobStatus
-from etl_assets.ledger.schema import jobs
 from etl_assets.ops import read_model as rm
 
 if TYPE_CHECKING:  # dagster is only needed when an instance is given
@@ -196,32 +193,42 @@ def _stuck_alert(job_ids: Sequence[str], thresholds: Thresholds) -> Alert:
 
 
 def ledger_figures(
-    engine: Engine, stuck_after_seconds: float, now: dt.datetime | None = None
+    engine: Engine,
+    stuck_after_seconds: float,
+    now: dt.datetime | None = None,
+    *,
+    metrics: rm.Metrics | None = None,
 ) -> Figures:
-    """Read the figures of the ledger rules (everything but the daemon heartbeat), from the
-    ops read model's metrics over the last hour, plus the jobs dead-lettered in that hour."""
-    now = now or utcnow()
-    window = rm.metrics(
-        engine,
-        stuck_after_seconds=int(stuck_after_seconds),
-        window_seconds=int(WINDOW.total_seconds()),
-        recent_failures=0,
-        dagster_ui_url=None,
-        now=now,
-    )
-    exhausted = sa.select(sa.func.count()).where(
-        jobs.c.status == JobStatus.FAILED.value,
-        jobs.c.error_type == ErrorType.TRANSIENT_EXHAUSTED.value,
-        jobs.c.completed_at >= now - WINDOW,  # when it failed
-    )
-    with read_connection(engine) as conn:
-        dead_lettered = int(conn.execute(exhausted).scalar_one())
+    """Read the figures of the ledger rules (everything but the daemon heartbeat).
+
+    `metrics`, when the caller has read them for this request already, are reused so each
+    figure is read once: over the last hour they are all the rules need; over another window
+    only the hour's three finished counts are read (their pending and stuck jobs do not
+    depend on the window). Without them, the hour's metrics are read.
+    """
+    stuck_after = int(stuck_after_seconds)
+    if metrics is None or metrics.stuck_after_seconds != stuck_after:
+        metrics = rm.metrics(
+            engine,
+            stuck_after_seconds=stuck_after,
+            window_seconds=int(WINDOW.total_seconds()),
+            recent_failures=0,
+            dagster_ui_url=None,
+            now=now,
+        )
+    if metrics.window_seconds == int(WINDOW.total_seconds()):
+        completed, failed = metrics.completed_in_window, metrics.failed_in_window
+        dead_lettered = metrics.dead_lettered_in_window
+    else:
+        with read_connection(engine) as conn:
+            since = (now or metrics.generated_at) - WINDOW
+            completed, failed, dead_lettered = rm.finished_in_window(conn, since)
     return Figures(
-        finished_last_hour=window.completed_in_window + window.failed_in_window,
-        failed_last_hour=window.failed_in_window,
+        finished_last_hour=completed + failed,
+        failed_last_hour=failed,
         dead_lettered_last_hour=dead_lettered,
-        pending=window.pending_total,
-        stuck_job_ids=tuple(job.job_id for job in window.stuck_jobs),
+        pending=metrics.pending_total,
+        stuck_job_ids=tuple(job.job_id for job in metrics.stuck_jobs),
     )
 
 
@@ -261,10 +268,12 @@ def current_alerts(
     thresholds: Thresholds,
     instance: dg.DagsterInstance | None = None,
     now: dt.datetime | None = None,
+    metrics: rm.Metrics | None = None,
 ) -> list[Alert]:
-    """Read the figures and evaluate the rules (the daemon rule only with an instance)."""
+    """Read the figures (reusing `metrics` read for this request, see `ledger_figures`) and
+    evaluate the rules (the daemon rule only with an instance)."""
     now = now or utcnow()
-    figures = ledger_figures(engine, thresholds.stuck_after_seconds, now)
+    figures = ledger_figures(engine, thresholds.stuck_after_seconds, now, metrics=metrics)
     if instance is not None:
         figures = with_daemon_ages(figures, daemon_heartbeat_ages(instance, now))
     return evaluate_alerts(figures, thresholds)

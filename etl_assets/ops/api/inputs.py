@@ -12,12 +12,15 @@ from fastapi import Path as PathParam
 from fastapi import Request
 
 from etl_assets.config import Settings
+from etl_assets.ops import read_model as rm
 from etl_assets.ops.api.errors import ApiError
 
 JOB_ID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"  # a ULID, as the ledger makes them
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 MAX_ROW_ID = 2**63 - 1
-MAX_OFFSET = 1_000_000_000
+# Offsets cost the rows they skip: beyond the read model's cap, page with `cursor`.
+MAX_OFFSET = rm.MAX_OFFSET
+CURSOR_HELP = "The `next_cursor` of the page before: the next page, read by keyset."
 MAX_WINDOW_SECONDS = 31 * 24 * 3600
 
 

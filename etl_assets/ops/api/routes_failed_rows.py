@@ -17,6 +17,7 @@ from etl_assets.ops.api.auth import Operator, Viewer
 from etl_assets.ops.api.bodies import RowRetryRequest, RowRetryResult
 from etl_assets.ops.api.errors import READ_ERRORS, ApiError, _errors
 from etl_assets.ops.api.inputs import (
+    CURSOR_HELP,
     JOB_ID_PATTERN,
     MAX_OFFSET,
     MAX_ROW_ID,
@@ -49,13 +50,17 @@ def _add_failed_row_routes(app: FastAPI) -> None:
         sort: rm.FailedRowSort = rm.FailedRowSort.CREATED_AT_DESC,
         limit: Annotated[int, Query(ge=1, le=rm.MAX_PAGE)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        cursor: Annotated[str | None, Query(max_length=500, description=CURSOR_HELP)] = None,
     ) -> rm.FailedRowPage:
         """Rows jobs could not load, with the line, raw values, stage and reason."""
         start, end = _range(created_from, created_to)
         filters = rm.FailedRowFilters(job_id, dataset, start, end, None if all_statuses else status)
-        return rm.list_failed_rows(
-            _state(request)[1], filters, sort=sort, limit=limit, offset=offset
-        )
+        try:
+            return rm.list_failed_rows(
+                _state(request)[1], filters, sort=sort, limit=limit, offset=offset, cursor=cursor
+            )
+        except ValueError as exc:  # a cursor this list did not give, or with an offset
+            raise ApiError(400, "bad_cursor", str(exc)) from None
 
     @app.post(
         "/v1/failed-rows/{row_id}/retry",

@@ -23,6 +23,7 @@ from etl_assets.ops.api.auth import Operator, Role, Viewer
 from etl_assets.ops.api.bodies import JobActionResult, RetryRequest, UploadResult
 from etl_assets.ops.api.errors import READ_ERRORS, ApiError, _errors
 from etl_assets.ops.api.inputs import (
+    CURSOR_HELP,
     MAX_OFFSET,
     NAME_PATTERN,
     JobIdPath,
@@ -59,11 +60,18 @@ def _add_job_routes(app: FastAPI) -> None:
         sort: rm.JobSort = rm.JobSort.CREATED_AT_DESC,
         limit: Annotated[int, Query(ge=1, le=rm.MAX_PAGE)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        cursor: Annotated[str | None, Query(max_length=500, description=CURSOR_HELP)] = None,
     ) -> rm.JobPage:
-        """Jobs matching the filters, in `sort` order ('-' = descending), with the total."""
+        """Jobs matching the filters, in `sort` order ('-' = descending), with the total
+        (`total_is_estimate` when it is the planner's estimate) and `next_cursor`."""
         start, end = _range(created_from, created_to)
         filters = rm.JobFilters(status or (), dataset, start, end, error_type)
-        return rm.list_jobs(_state(request)[1], filters, sort=sort, limit=limit, offset=offset)
+        try:
+            return rm.list_jobs(
+                _state(request)[1], filters, sort=sort, limit=limit, offset=offset, cursor=cursor
+            )
+        except ValueError as exc:  # a cursor this list did not give, or with an offset
+            raise ApiError(400, "bad_cursor", str(exc)) from None
 
     @app.get(
         "/v1/jobs/{job_id}",

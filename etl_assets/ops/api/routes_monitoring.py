@@ -63,8 +63,13 @@ def _add_monitoring_routes(app: FastAPI) -> None:
             recent_failures=recent_failures,
             dagster_ui_url=settings.dagster_ui_url,
         )
+        # The rules reuse these metrics: each figure is read once per request.
         firing = health.firing_alerts(
-            engine, Thresholds.from_settings(settings), request.app.state.instance_factory
+            engine,
+            Thresholds.from_settings(settings),
+            request.app.state.instance_factory,
+            now=m.generated_at,
+            metrics=m,
         )
         fields = {f.name: getattr(m, f.name) for f in dataclasses.fields(m)}
         return MetricsReport(**fields, alerts=firing)
@@ -105,19 +110,25 @@ def _add_monitoring_routes(app: FastAPI) -> None:
             engine,
             stuck_after_seconds=settings.stuck_after_seconds,
             window_seconds=3600,
+            recent_failures=0,
             dagster_ui_url=None,
         )
-        ready = _readiness(request)
-        return PlainTextResponse(prometheus.render(m, ready), media_type=prometheus.CONTENT_TYPE)
+        ready = _readiness(request, m)
+        samples = prometheus.recent_samples(engine, now=m.generated_at)
+        return PlainTextResponse(
+            prometheus.render(m, ready, samples), media_type=prometheus.CONTENT_TYPE
+        )
 
 
-def _readiness(request: Request) -> health.Health:
+def _readiness(request: Request, metrics: rm.Metrics | None = None) -> health.Health:
     settings, engine = _state(request)
     return health.readiness(
         engine,
         thresholds=Thresholds.from_settings(settings),
         instance_factory=request.app.state.instance_factory,
         migration_dirs=settings.migration_dirs,
+        now=metrics.generated_at if metrics else None,
+        metrics=metrics,
     )
 
 

@@ -20,6 +20,8 @@ from etl_assets.ops.read_model.activity import (
 )
 from etl_assets.ops.read_model.common import (
     DEFAULT_DAGSTER_UI_URL,
+    EXACT_COUNT_CAP,
+    MAX_OFFSET,
     MAX_PAGE,
     UNIX_EPOCH_JULIAN_DAY,
     run_url,
@@ -46,20 +48,27 @@ from etl_assets.ops.read_model.jobs import (
     summarize,
 )
 from etl_assets.ops.read_model.metrics import (
+    CompletedSample,
     Metrics,
     QueueDepth,
     RecentFailure,
     RetryStats,
     StuckJob,
+    finished_in_window,
     metrics,
+    recent_completions,
+    status_counts,
     stuck_condition,
 )
 
 __all__ = [
     "DEFAULT_DAGSTER_UI_URL",
+    "EXACT_COUNT_CAP",
+    "MAX_OFFSET",
     "MAX_PAGE",
     "UNIX_EPOCH_JULIAN_DAY",
     "Attempt",
+    "CompletedSample",
     "FailedRow",
     "FailedRowFilters",
     "FailedRowPage",
@@ -81,12 +90,15 @@ __all__ = [
     "UploadsOverview",
     "activity",
     "failed_row",
+    "finished_in_window",
     "job_detail",
     "list_failed_rows",
     "list_jobs",
     "metrics",
     "progress_of",
+    "recent_completions",
     "run_url",
+    "status_counts",
     "stuck_condition",
     "summarize",
     "uploads",

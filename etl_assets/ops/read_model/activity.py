@@ -13,8 +13,9 @@ from sqlalchemy.engine import Engine
 from etl_assets.db import read_connection, utcnow
 from etl_assets.ledger.models import AttemptOutcome, JobStatus
 from etl_assets.ledger.schema import job_attempts, jobs
-from etl_assets.ops.read_model.common import _bucket, _check_page
+from etl_assets.ops.read_model.common import _bucket, _check_page, _epoch
 from etl_assets.ops.read_model.jobs import progress_of
+from etl_assets.ops.read_model.metrics import status_counts
 
 
 @dataclass(frozen=True)
@@ -54,22 +55,33 @@ def uploads(
     limit: int = 50,
     now: dt.datetime | None = None,
 ) -> UploadsOverview:
-    """Processing jobs first, then the jobs changed in the last `recent_seconds`, newest first."""
+    """Processing jobs first, then the jobs changed in the last `recent_seconds`, newest first.
+
+    Two bounded index reads rather than one OR (which PostgreSQL answers by collecting every
+    job of the window, then sorting): the processing jobs off (status, ...), then the newest
+    others off (updated_at, job_id) until the page is full. The counts are the trigger-kept
+    ones.
+    """
     _check_page(limit, 0)
     now = now or utcnow()
     active = jobs.c.status == JobStatus.PROCESSING.value
-    stmt = (
-        sa.select(jobs)
-        .where(sa.or_(active, jobs.c.updated_at >= now - dt.timedelta(seconds=recent_seconds)))
-        .order_by(sa.case((active, 0), else_=1), jobs.c.updated_at.desc(), jobs.c.job_id.desc())
-        .limit(limit)
-    )
-    counts = sa.select(jobs.c.status, sa.func.count().label("n")).where(
-        jobs.c.status.in_([JobStatus.PROCESSING.value, JobStatus.PENDING.value])
-    )
+    newest = [jobs.c.updated_at.desc(), jobs.c.job_id.desc()]
     with read_connection(engine) as conn:
-        rows = conn.execute(stmt).mappings().all()
-        by_status = {r.status: int(r.n) for r in conn.execute(counts.group_by(jobs.c.status))}
+        rows = list(
+            conn.execute(sa.select(jobs).where(active).order_by(*newest).limit(limit)).mappings()
+        )
+        if len(rows) < limit:
+            others = (
+                sa.select(jobs)
+                .where(
+                    jobs.c.updated_at >= now - dt.timedelta(seconds=recent_seconds),
+                    jobs.c.status != JobStatus.PROCESSING.value,
+                )
+                .order_by(*newest)
+                .limit(limit - len(rows))
+            )
+            rows += conn.execute(others).mappings()
+        by_status = status_counts(conn)
     recent = []
     for row in rows:
         progress = progress_of(row, now)
@@ -103,9 +115,13 @@ def uploads(
 class TimeBucket:
     """What happened in one time bucket.
 
-    `rows_per_second` is the rows loaded by the jobs that completed in the bucket over the
-    bucket's width; `error_rate` is failed (or timed-out) attempts over attempts that ended
-    in the bucket, None when none ended.
+    `rows_per_second` is the rate of work: the rows loaded by the jobs that completed in the
+    bucket over the seconds those jobs ran (`work_seconds`, each from the start of its last
+    attempt to its completion), None when no job completed. A 50,000-row job that loaded in
+    3 s reads ~16,000 rows/s, whatever the bucket's width. `rows_per_bucket_second` is the
+    same rows over the bucket's width (the throughput averaged over the bucket).
+    `error_rate` is failed (or timed-out) attempts over attempts that ended in the bucket,
+    None when none ended.
     """
 
     start: dt.datetime
@@ -114,8 +130,10 @@ class TimeBucket:
     attempts_ended: int
     attempts_failed: int
     rows_loaded: int
-    rows_per_second: float
+    rows_per_second: float | None
     error_rate: float | None
+    work_seconds: float = 0.0
+    rows_per_bucket_second: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -143,39 +161,59 @@ def activity(
     first = int((now - dt.timedelta(seconds=window_seconds)).timestamp()) // bucket_seconds + 1
     last = int(now.timestamp()) // bucket_seconds
     since = dt.datetime.fromtimestamp(first * bucket_seconds, dt.UTC)
-    blank = {"completed": 0, "failed": 0, "rows": 0, "ended": 0, "attempts_failed": 0}
-    acc: dict[int, dict[str, int]] = {i: dict(blank) for i in range(first, last + 1)}
+    blank = {"completed": 0, "failed": 0, "rows": 0, "ended": 0, "attempts_failed": 0, "work": 0}
+    acc: dict[int, dict[str, float]] = {i: dict(blank) for i in range(first, last + 1)}
     with read_connection(engine) as conn:
         _add_job_buckets(conn, acc, since, bucket_seconds)
         _add_attempt_buckets(conn, acc, since, bucket_seconds)
     buckets = [
         TimeBucket(
             start=dt.datetime.fromtimestamp(i * bucket_seconds, dt.UTC),
-            jobs_completed=v["completed"],
-            jobs_failed=v["failed"],
-            attempts_ended=v["ended"],
-            attempts_failed=v["attempts_failed"],
-            rows_loaded=v["rows"],
-            rows_per_second=round(v["rows"] / bucket_seconds, 3),
+            jobs_completed=int(v["completed"]),
+            jobs_failed=int(v["failed"]),
+            attempts_ended=int(v["ended"]),
+            attempts_failed=int(v["attempts_failed"]),
+            rows_loaded=int(v["rows"]),
+            rows_per_second=_work_rate(v["rows"], v["work"], int(v["completed"])),
             error_rate=round(v["attempts_failed"] / v["ended"], 4) if v["ended"] else None,
+            work_seconds=round(v["work"], 3),
+            rows_per_bucket_second=round(v["rows"] / bucket_seconds, 3),
         )
         for i, v in sorted(acc.items())
     ]
     return TimeSeries(bucket_seconds, since, buckets)
 
 
+def _work_rate(rows: float, work_seconds: float, completed: int) -> float | None:
+    if not completed:
+        return None
+    # Milliseconds, as stored: SQLite's julianday arithmetic leaves noise below them.
+    work_seconds = round(work_seconds, 3)
+    if work_seconds <= 0:  # finished within the clock's resolution: no rate to tell
+        return None
+    return round(rows / work_seconds, 3)
+
+
 def _add_job_buckets(
-    conn: sa.Connection, acc: dict[int, dict[str, int]], since: dt.datetime, width: int
+    conn: sa.Connection, acc: dict[int, dict[str, float]], since: dt.datetime, width: int
 ) -> None:
     done = _bucket(conn, jobs.c.completed_at, width).label("bucket")
+    # Seconds each job ran; every column is in ix_jobs_completed_figures.
+    ran = sa.func.coalesce(_epoch(conn, jobs.c.completed_at) - _epoch(conn, jobs.c.started_at), 0)
     for r in conn.execute(
-        sa.select(done, sa.func.count().label("n"), sa.func.sum(jobs.c.rows_loaded).label("rows"))
+        sa.select(
+            done,
+            sa.func.count().label("n"),
+            sa.func.sum(jobs.c.rows_loaded).label("rows"),
+            sa.func.sum(ran).label("work"),
+        )
         .where(jobs.c.status == JobStatus.COMPLETED.value, jobs.c.completed_at >= since)
         .group_by(done)
     ):
         if int(r.bucket) in acc:
             acc[int(r.bucket)]["completed"] += int(r.n)
             acc[int(r.bucket)]["rows"] += int(r.rows or 0)
+            acc[int(r.bucket)]["work"] += max(float(r.work or 0), 0.0)
     # A failed job's completed_at is when it failed (ix_jobs_status_completed answers this).
     failed = _bucket(conn, jobs.c.completed_at, width).label("bucket")
     for r in conn.execute(
@@ -188,7 +226,7 @@ def _add_job_buckets(
 
 
 def _add_attempt_buckets(
-    conn: sa.Connection, acc: dict[int, dict[str, int]], since: dt.datetime, width: int
+    conn: sa.Connection, acc: dict[int, dict[str, float]], since: dt.datetime, width: int
 ) -> None:
     bad = [AttemptOutcome.FAILED.value, AttemptOutcome.TIMED_OUT.value]
     ended = _bucket(conn, job_attempts.c.ended_at, width).label("bucket")

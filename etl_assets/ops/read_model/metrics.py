@@ -13,7 +13,12 @@ from sqlalchemy.engine import Engine
 from etl_assets.db import read_connection, utcnow
 from etl_assets.ledger.models import ErrorType, JobStatus
 from etl_assets.ledger.quarantine import RowStatus
-from etl_assets.ledger.schema import jobs, quarantined_rows
+from etl_assets.ledger.schema import (
+    job_retry_totals,
+    job_status_counts,
+    jobs,
+    quarantined_row_counts,
+)
 from etl_assets.ops.read_model.common import DEFAULT_DAGSTER_UI_URL, _epoch, _seconds, run_url
 
 
@@ -91,6 +96,8 @@ class Metrics:
     stuck_jobs: list[StuckJob]
     recent_failures: list[RecentFailure]
     quarantined_rows_open: int
+    # Failed jobs of the window that ran out of attempts (the alert rule retry_exhaustion).
+    dead_lettered_in_window: int = 0
 
 
 def _rate(failed: int, completed: int) -> float | None:
@@ -107,32 +114,29 @@ def metrics(
     dagster_ui_url: str | None = DEFAULT_DAGSTER_UI_URL,
     now: dt.datetime | None = None,
 ) -> Metrics:
-    """Counts by status, retries, failure rates, durations, queue depth and stuck jobs."""
+    """Counts by status, retries, failure rates, durations, queue depth and stuck jobs.
+
+    Every figure is read from a trigger-kept count or an index, never a scan of the ledger:
+    the counts from `job_status_counts` and `quarantined_row_counts`, the window's figures
+    from `ix_jobs_completed_figures`, the retries from the retried jobs' partial index.
+    """
     now = now or utcnow()
     since = now - dt.timedelta(seconds=window_seconds)
     with read_connection(engine) as conn:
-        counts = {s.value: 0 for s in JobStatus}
-        for row in conn.execute(
-            sa.select(jobs.c.status, sa.func.count().label("n")).group_by(jobs.c.status)
-        ):
-            counts[row.status] = int(row.n)
-        retry = _retry_stats(conn)
+        counts = status_counts(conn)
+        retry = _retry_stats(conn, sum(counts.values()))
         completed, rows_loaded, avg_duration = _completed_in_window(conn, since)
-        failed = int(
-            conn.execute(
-                sa.select(sa.func.count()).where(
-                    jobs.c.status == JobStatus.FAILED.value, jobs.c.completed_at >= since
-                )
-            ).scalar_one()
-        )
+        failed, dead_lettered = failed_in_window(conn, since)
         depth = _queue_depth(conn, now)
         stuck = _stuck_jobs(conn, now, stuck_after_seconds, dagster_ui_url)
-        failures = _recent_failures(conn, recent_failures, dagster_ui_url)
+        failures = (
+            _recent_failures(conn, recent_failures, dagster_ui_url) if recent_failures else []
+        )
         open_rows = conn.execute(
-            sa.select(sa.func.count()).where(
-                quarantined_rows.c.status == RowStatus.QUARANTINED.value
+            sa.select(quarantined_row_counts.c.rows).where(
+                quarantined_row_counts.c.status == RowStatus.QUARANTINED.value
             )
-        ).scalar_one()
+        ).scalar()
     return Metrics(
         generated_at=now,
         window_seconds=window_seconds,
@@ -150,25 +154,56 @@ def metrics(
         stuck_after_seconds=stuck_after_seconds,
         stuck_jobs=stuck,
         recent_failures=failures,
-        quarantined_rows_open=int(open_rows),
+        quarantined_rows_open=int(open_rows or 0),
+        dead_lettered_in_window=dead_lettered,
     )
 
 
-def _retry_stats(conn: sa.Connection) -> RetryStats:
+def status_counts(conn: sa.Connection) -> dict[str, int]:
+    """Jobs per status (every status, 0 when none), from the trigger-kept counts."""
+    counts = {s.value: 0 for s in JobStatus}
+    c = job_status_counts.c
+    for row in conn.execute(sa.select(c.status, sa.func.sum(c.jobs).label("n")).group_by(c.status)):
+        counts[row.status] = int(row.n)
+    return counts
+
+
+def finished_in_window(conn: sa.Connection, since: dt.datetime) -> tuple[int, int, int]:
+    """(jobs completed, failed, and failed out of attempts since `since`): three counts off
+    the (status, completed_at) indexes, for the alert rules' hour when the metrics' window
+    is another."""
+    completed = sa.select(sa.func.count()).where(
+        jobs.c.status == JobStatus.COMPLETED.value, jobs.c.completed_at >= since
+    )
+    failed, exhausted = failed_in_window(conn, since)
+    return int(conn.execute(completed).scalar_one()), failed, exhausted
+
+
+def failed_in_window(conn: sa.Connection, since: dt.datetime) -> tuple[int, int]:
+    """(jobs failed since `since`, of which ran out of attempts): a failed job's completed_at
+    is when it failed, so `ix_jobs_status_completed` holds the window."""
+    exhausted = jobs.c.error_type == ErrorType.TRANSIENT_EXHAUSTED.value
     row = conn.execute(
         sa.select(
-            sa.func.count().filter(jobs.c.retry_count > 0).label("retried"),
-            sa.func.coalesce(sa.func.sum(jobs.c.retry_count), 0).label("total"),
-            sa.func.coalesce(sa.func.max(jobs.c.retry_count), 0).label("most"),
-            sa.func.count().label("jobs"),
-        )
+            sa.func.count().label("failed"), sa.func.count().filter(exhausted).label("exhausted")
+        ).where(jobs.c.status == JobStatus.FAILED.value, jobs.c.completed_at >= since)
     ).one()
-    jobs_count = int(row.jobs)
+    return int(row.failed), int(row.exhausted)
+
+
+def _retry_stats(conn: sa.Connection, jobs_count: int) -> RetryStats:
+    # Totals from the trigger-kept row (none after a TRUNCATE: zeros); the most retries from
+    # the top entry of the retried jobs' partial index ix_jobs_retry_count.
+    totals = conn.execute(sa.select(job_retry_totals).where(job_retry_totals.c.id == 1)).first()
+    retried, total = (int(totals.jobs_retried), int(totals.total_retries)) if totals else (0, 0)
+    most = conn.execute(
+        sa.select(sa.func.max(jobs.c.retry_count)).where(jobs.c.retry_count > 0)
+    ).scalar()
     return RetryStats(
-        jobs_retried=int(row.retried),
-        total_retries=int(row.total),
-        avg_retries_per_job=round(int(row.total) / jobs_count, 3) if jobs_count else 0.0,
-        max_retries=int(row.most),
+        jobs_retried=retried,
+        total_retries=total,
+        avg_retries_per_job=round(total / jobs_count, 3) if jobs_count else 0.0,
+        max_retries=int(most or 0),
     )
 
 
@@ -258,4 +293,40 @@ def _recent_failures(
             dagster_run_url=run_url(dagster_ui_url, r["run_id"]),
         )
         for r in conn.execute(stmt).mappings()
+    ]
+
+
+@dataclass(frozen=True)
+class CompletedSample:
+    """One recently completed job, for the Prometheus histograms: how long its last attempt
+    ran (None when it has no start) and how many rows it loaded."""
+
+    duration_seconds: float | None
+    rows_loaded: int
+
+
+def recent_completions(
+    engine: Engine,
+    *,
+    window_seconds: int = 3600,
+    limit: int = 1000,
+    now: dt.datetime | None = None,
+) -> list[CompletedSample]:
+    """The last `limit` jobs completed in the last `window_seconds`, newest first.
+
+    Bounded both ways so a scrape reads at most `limit` entries of
+    `ix_jobs_completed_figures` (which holds every column used: no heap visit).
+    """
+    since = (now or utcnow()) - dt.timedelta(seconds=window_seconds)
+    stmt = (
+        sa.select(jobs.c.started_at, jobs.c.completed_at, jobs.c.rows_loaded)
+        .where(jobs.c.status == JobStatus.COMPLETED.value, jobs.c.completed_at >= since)
+        .order_by(jobs.c.status.desc(), jobs.c.completed_at.desc())
+        .limit(limit)
+    )
+    with read_connection(engine) as conn:
+        rows = conn.execute(stmt).all()
+    return [
+        CompletedSample(_seconds(r.completed_at, r.started_at), int(r.rows_loaded or 0))
+        for r in rows
     ]
