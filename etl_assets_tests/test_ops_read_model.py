@@ -270,7 +270,7 @@ def test_counts_come_from_the_trigger_kept_tables(engine: sa.Engine, ids: dict[s
 
 
 def test_quarantine_counts_follow_every_change(engine: sa.Engine, ids: dict[str, str]) -> None:
-    """The triggers of migration 0008 keep quarantined_row_counts equal to a real count
+    """The triggers of migration 0010 keep quarantined_row_counts equal to a real count
     through inserts, status changes and deletes (a job's rows go with it)."""
 
     def real_and_kept() -> tuple[dict[str, int], dict[str, int]]:

@@ -75,7 +75,7 @@ jobs = sa.Table(
     sa.Index("ix_jobs_status_completed", "status", "completed_at"),
     # Partial indexes: the few rows a monitoring query wants out of a million.
     sa.Index("ix_jobs_retried", "created_at", **_where("retry_count > 0")),
-    # The operators' reads (migration 0008): one index per `list_jobs` order, ending in the
+    # The operators' reads (migration 0010): one index per `list_jobs` order, ending in the
     # job_id tie-break, so a keyset page is the next entries of one index; the windowed
     # figures from the index alone; the retry statistics from the retried jobs only.
     sa.Index("ix_jobs_updated_job", "updated_at", "job_id"),
@@ -96,7 +96,7 @@ job_status_counts = sa.Table(
     sa.Column("jobs", sa.BigInteger, nullable=False),
 )
 
-# Jobs retried and retries in all (one row, id 1), kept by triggers on `jobs` (migration 0008):
+# Jobs retried and retries in all (one row, id 1), kept by triggers on `jobs` (migration 0010):
 # the retry statistics over a million jobs without walking the retried ones.
 job_retry_totals = sa.Table(
     "job_retry_totals",
@@ -166,11 +166,11 @@ quarantined_rows = sa.Table(
     sa.CheckConstraint("status IN ('quarantined', 'loaded', 'duplicate')", name="status"),
     sa.Index("ix_quarantined_rows_created_at", "created_at"),
     sa.Index("ix_quarantined_rows_waiting", "job_id", **_where("status = 'quarantined'")),
-    # Newest-first pages of failed rows (migration 0008): a load's rows share one created_at.
+    # Newest-first pages of failed rows (migration 0010): a load's rows share one created_at.
     sa.Index("ix_quarantined_rows_created_id", "created_at", "id"),
 )
 
-# Quarantined rows per status, kept by triggers on `quarantined_rows` (migration 0008): the
+# Quarantined rows per status, kept by triggers on `quarantined_rows` (migration 0010): the
 # open rows of a 10,000,000-row quarantine are one row here, not an index scan.
 quarantined_row_counts = sa.Table(
     "quarantined_row_counts",

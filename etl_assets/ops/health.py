@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,7 +195,9 @@ def _head_revision(migration_dirs: tuple[Path, ...]) -> str:
 
 def default_instance_factory() -> InstanceFactory | None:
     """What opens DAGSTER_HOME's instance, or None when DAGSTER_HOME is not set."""
-    home = os.environ.get("DAGSTER_HOME")
+    from etl_assets.config import Settings
+
+    home = Settings.from_env().dagster_home
     if not home:
         return None
     return functools.partial(_shared_instance, home)

@@ -17,16 +17,16 @@ every list the ops API, the dashboard and the CLI page through is read in index 
   index entries at a million jobs); `ix_jobs_retry_count` answers the most retries of one
   job with one index entry.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-01
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
