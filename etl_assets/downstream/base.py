@@ -80,10 +80,8 @@ def parsed_events(datasets: Sequence[str]) -> Any:
     return sa.and_(events.c.topic == TRANSACTION_PARSED, events.c.dataset.in_(list(datasets)))
 
 
-def latest_event_id(conn: sa.Connection, datasets: Sequence[str] | None = None) -> int:
-    """The newest `transaction.parsed` event (of `datasets`, when given), 0 when none."""
-    if datasets is not None:  # one index lookup per dataset: (topic, dataset, id)
-        return max((latest_event_id_of(conn, name) for name in datasets), default=0)
+def latest_event_id(conn: sa.Connection) -> int:
+    """The newest `transaction.parsed` event of any dataset, 0 when none."""
     stmt = sa.select(sa.func.max(events.c.id)).where(events.c.topic == TRANSACTION_PARSED)
     return int(conn.execute(stmt).scalar() or 0)
 

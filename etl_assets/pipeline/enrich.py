@@ -16,8 +16,6 @@ import pandas as pd
 from etl_assets.datasets.base import ROW_NUMBER, Dataset, Enrichment, TransformContext
 from etl_assets.pipeline.source import LookupKeys
 
-ENRICH_STAGE = "enrich"
-
 
 def look_up(
     enrichment: Enrichment, client: Any, keys: LookupKeys, context: TransformContext
