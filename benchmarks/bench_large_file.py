@@ -1,13 +1,16 @@
-"""One large sales CSV through the job pipeline and through raw PostgreSQL COPY, in one run.
+"""One large sales CSV through the job pipeline, fresh and again, against PostgreSQL COPY.
 
     python benchmarks/bench_large_file.py [--rows 1000000] [--chunk-rows N] [--sqlite]
 
-With --sqlite the ledger and warehouse are a SQLite file and the reference is pandas'
-`DataFrame.to_sql` of the same rows into SQLite (target: the job at least 5x faster).
+Each run prints, measured in that run: raw `COPY` of the file; the floor (`COPY` of the job's
+own fact rows into a table with the fact table's keys and indexes); the job, fresh (target:
+at most 1.2x the floor) and again on the same rows as a new job (a re-sent export; target: at
+most 1.2x the fresh load); each step's seconds; and the peak memory of the run process
+(target: 256 MB) beside its import footprint. With --sqlite the ledger and warehouse are a
+SQLite file and the reference is pandas' `DataFrame.to_sql` of the same rows.
 
-Prints rows/s of both, their ratio, and the peak memory (max RSS) of the process that ran
-the job. The job runs in a child process (the real asset job, in process, on a temporary
-Dagster instance) so its peak memory is its own; the reference APIs serve enrichment.
+The job runs in a child process (the real asset job, in process, on a temporary Dagster
+instance) so its memory is its own; the reference APIs serve enrichment.
 """
 
 from __future__ import annotations
@@ -92,8 +95,9 @@ def pandas_to_sql(url: str, path: Path) -> float:
     return seconds
 
 
-def run_job_in_child(env: dict[str, str], path: Path) -> dict[str, object]:
-    """Run the job pipeline in a child process; returns its figures and peak RSS (MB)."""
+def run_job_in_child(env: dict[str, str], path: Path) -> dict[str, Any]:
+    """Run the job pipeline on `path` in a child process; returns its figures: seconds,
+    rows, load seconds, each step's seconds, peak and import RSS (MB)."""
     child = subprocess.run(
         [sys.executable, __file__, "--child", str(path)],
         env=env,
@@ -103,8 +107,24 @@ def run_job_in_child(env: dict[str, str], path: Path) -> dict[str, object]:
     )
     if child.returncode != 0:
         raise SystemExit(f"the job run failed:\n{child.stdout[-4000:]}\n{child.stderr[-4000:]}")
-    figures: dict[str, object] = json.loads(child.stdout.strip().splitlines()[-1])
+    # The last JSON line: a profiler wrapping the child may print after it.
+    figures: dict[str, Any] = json.loads(
+        [line for line in child.stdout.splitlines() if line.startswith("{")][-1]
+    )
     return figures
+
+
+def same_rows_again(path: Path) -> Path:
+    """A copy of `path` with the same rows and other bytes (one blank line more, which the
+    reader skips): a re-sent export that the intake's content hash does not take for the
+    same file."""
+    again = path.with_name(f"{path.stem}_again.csv")
+    if not again.exists() or again.stat().st_size != path.stat().st_size + 1:
+        with path.open("rb") as source, again.open("wb") as target:
+            while block := source.read(1 << 20):
+                target.write(block)
+            target.write(b"\n")
+    return again
 
 
 def peak_rss_mb() -> float:
@@ -117,6 +137,32 @@ def peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return round(int(line.split()[1]) / 1024, 1)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (VmRSS)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def step_seconds(instance: Any, run_id: str) -> dict[str, float]:
+    """Seconds from each step's start to its success, from the run's event log."""
+    import dagster as dg
+
+    started: dict[str, float] = {}
+    took: dict[str, float] = {}
+    records = instance.all_logs(
+        run_id, of_type={dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
+    )
+    for record in records:
+        step = record.step_key or "?"
+        if record.dagster_event_type == dg.DagsterEventType.STEP_START:
+            started[step] = record.timestamp
+        elif step in started:
+            took[step] = round(record.timestamp - started[step], 2)
+    return took
 
 
 def child(path: Path) -> None:
@@ -134,14 +180,17 @@ def child(path: Path) -> None:
 
     logging.getLogger("dagster").setLevel(logging.WARNING)
     settings = Settings.from_env()
+    definitions = build_definitions(settings)
+    imported_mb = rss_mb()  # the code, Dagster, pandas, Arrow: before any data
     ledger = Ledger(engine_for(settings))
     job = publish_file(ledger, source_archive(settings.staging_dir), path, dataset="sales").job
     with dg.DagsterInstance.get() as instance:
-        daemon = LocalDaemon(build_definitions(settings), instance)
+        daemon = LocalDaemon(definitions, instance)
         [request] = daemon.tick("dispatch_sensor")
         started = time.perf_counter()
         result = daemon.execute(request)
         seconds = time.perf_counter() - started
+        steps = step_seconds(instance, result.run_id)
     done = ledger.get(job.job_id)
     if not result.success or done.status != "completed":
         raise SystemExit(f"job ended {done.status}: {done.error_message}")
@@ -151,7 +200,10 @@ def child(path: Path) -> None:
                 "seconds": seconds,
                 "rows_total": done.rows_total,
                 "rows_loaded": done.rows_loaded,
+                "rows_duplicate": done.rows_duplicate,
                 "load_seconds": (done.metrics or {}).get("load_seconds"),
+                "steps": steps,
+                "imported_rss_mb": imported_mb,
                 "peak_rss_mb": peak_rss_mb(),
             }
         )
@@ -193,11 +245,11 @@ def main() -> None:
         if args.sqlite:
             url = f"sqlite:///{Path(tmp) / 'etl.db'}"
             migrations.upgrade(create_engine(url))
-            reference, target = "pandas to_sql", 5.0
+            reference = "pandas to_sql"
             reference_seconds = pandas_to_sql(f"sqlite:///{Path(tmp) / 'to_sql.db'}", path)
         else:
             url = stack.enter_context(scratch_postgres())
-            reference, target = "raw COPY", 0.5
+            reference = "raw COPY"
             reference_seconds = raw_copy(url, path)
         home = Path(tmp) / "dagster_home"
         home.mkdir()
@@ -210,34 +262,51 @@ def main() -> None:
             "CHUNK_ROWS": str(args.chunk_rows),
             "LOG_LEVEL": "WARNING",
         }
-        job = run_job_in_child(env, path)
+        fresh = run_job_in_child(env, path)
         fx_calls, catalog_calls = api.faults.calls_to("/fx/"), api.faults.calls_to("/catalog/")
         floor_seconds = None if args.sqlite else fact_rows_floor(url, Path(tmp))
+        again = run_job_in_child(env, same_rows_again(path))
 
-    job_seconds = float(job["seconds"])  # type: ignore[arg-type]
-    reference_rate, job_rate = args.rows / reference_seconds, args.rows / job_seconds
-    print(f"{reference + ':':<15}{reference_seconds:7.2f} s  {reference_rate:10,.0f} rows/s")
-    print(
-        f"job pipeline:  {job_seconds:7.2f} s  {job_rate:10,.0f} rows/s  "
-        f"(load step {job['load_seconds']} s, chunks of {args.chunk_rows:,} rows, "
-        f"{'SQLite' if args.sqlite else 'PostgreSQL'})"
-    )
-    print(f"ratio job/{reference}: {job_rate / reference_rate:.2f}  (target >= {target:.2f})")
+    database = "SQLite" if args.sqlite else "PostgreSQL"
+    print(f"{reference}: {reference_seconds:.2f} s ({args.rows / reference_seconds:,.0f} rows/s)")
     if floor_seconds is not None:
-        # The target is out of reach when merely writing the fact rows is slower than it.
         print(
             f"floor: COPY of the job's {args.rows:,} fact rows into an empty table with "
-            f"sales_fact's keys and indexes {floor_seconds:.2f} s, ratio to raw COPY "
-            f"{reference_seconds / floor_seconds:.2f}; the job takes "
-            f"{job_seconds / floor_seconds:.1f}x the floor"
+            f"sales_fact's keys and indexes: {floor_seconds:.2f} s "
+            f"({reference_seconds / floor_seconds:.2f}x raw COPY's speed)"
         )
-    print(f"peak memory of the job process: {job['peak_rss_mb']} MB  (target <= 300 MB)")
+    for name, figures in (("fresh", fresh), ("again", again)):
+        print(
+            f"job, {name}: {figures['seconds']:.2f} s ({args.rows / figures['seconds']:,.0f} "
+            f"rows/s; loaded {figures['rows_loaded']:,}, duplicate {figures['rows_duplicate']:,};"
+            f" load step {figures['load_seconds']} s; chunks of {args.chunk_rows:,}, {database})"
+        )
+        print(f"  steps: {', '.join(f'{k} {v} s' for k, v in figures['steps'].items())}")
+    fresh_seconds, again_seconds = float(fresh["seconds"]), float(again["seconds"])
+    if floor_seconds is not None:
+        verdict("fresh load / floor", fresh_seconds / floor_seconds, 1.2)
+    else:
+        print(f"job / {reference}: {fresh_seconds / reference_seconds:.2f}x the time")
+    verdict("re-load / fresh load", again_seconds / fresh_seconds, 1.2)
+    peak = max(float(fresh["peak_rss_mb"]), float(again["peak_rss_mb"]))
+    print(
+        f"run process memory: import footprint {fresh['imported_rss_mb']} MB (Python, "
+        f"Dagster, pandas, Arrow and the code, before any data); peak {fresh['peak_rss_mb']} "
+        f"MB fresh, {again['peak_rss_mb']} MB again"
+    )
+    verdict("peak memory, MB", peak, 256, unit="")
     per_1000 = 1000 / args.rows
     print(
-        f"API calls: FX {fx_calls} ({fx_calls * per_1000:.3f} per 1,000 rows: one per "
-        f"distinct date), catalog {catalog_calls} ({catalog_calls * per_1000:.3f} per 1,000 "
-        "rows: one per 100 distinct SKUs)"
+        f"API calls (fresh): FX {fx_calls} ({fx_calls * per_1000:.3f} per 1,000 rows: one "
+        f"per distinct date), catalog {catalog_calls} ({catalog_calls * per_1000:.3f} per "
+        "1,000 rows: one per 100 distinct SKUs)"
     )
+
+
+def verdict(what: str, value: float, most: float, unit: str = "x") -> None:
+    """Print `value` against its target `most` (lower is better)."""
+    met = "met" if value <= most else "NOT met"
+    print(f"{what}: {value:.2f}{unit}  (target <= {most:g}{unit}: {met})")
 
 
 if __name__ == "__main__":
