@@ -7,11 +7,16 @@ and the batch takes the careful path: into a session-private staging table, then
 set-based upsert, the same SQL on both databases:
 
 - a key the warehouse does not hold yet is inserted;
-- a key loaded earlier by *another* job counts as a duplicate in this job; the later job (by
-  job id, which sorts by creation time) wins: its values and its job_id replace an earlier
-  job's row, and an earlier job loading late (a retry) leaves a later job's row alone;
-- a key loaded earlier by *this* job from the same line (a retry or a resumed load) is
-  rewritten with the same values: idempotent, counted as loaded;
+- a key whose row the warehouse holds with the same content (every column but the lineage)
+  is left as it is: not rewritten, whichever job loaded it. A re-sent export or a corrected
+  file costs writes only for the rows that changed; the unchanged row's lineage goes on
+  naming the job that first loaded that content;
+- a key loaded earlier by *another* job counts as a duplicate in this job; where the content
+  differs, the later job (by job id, which sorts by creation time) wins: its values and its
+  job_id replace an earlier job's row, and an earlier job loading late (a retry) leaves a
+  later job's row alone;
+- a key loaded earlier by *this* job from the same line (a retry or a resumed load) counts as
+  loaded (its row is already what this line says);
 - a key this job already loaded from an earlier line of its file is kept: the first line wins
   and the later one counts as a duplicate.
 """
@@ -28,7 +33,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
-from etl_assets.datasets.base import Dimension
+from etl_assets.datasets.base import JOB_ID, ROW_NUMBER, Dimension
 from etl_assets.db import is_postgres
 from etl_assets.ledger.dialect import dialect_insert
 
@@ -70,8 +75,13 @@ def upsert_rows(
     if _try_insert_new(conn, table, key, columns, unique):
         return UpsertCounts(loaded=len(unique), duplicate=in_batch_duplicates)
     stage = stage_rows(conn, table, unique).name
-    already: int = conn.exec_driver_sql(_duplicates_sql(table.name, stage, key)).scalar_one()
-    conn.exec_driver_sql(_upsert_sql(table.name, stage, key, columns))
+    if is_postgres(conn):
+        already: int = conn.exec_driver_sql(
+            _merge_sql(table.name, stage, key, columns)
+        ).scalar_one()
+    else:
+        already = conn.exec_driver_sql(_duplicates_sql(table.name, stage, key)).scalar_one()
+        conn.exec_driver_sql(_upsert_sql(table.name, stage, key, columns))
     return UpsertCounts(
         loaded=len(unique) - int(already), duplicate=int(already) + in_batch_duplicates
     )
@@ -251,11 +261,52 @@ def _duplicates_sql(target: str, stage: str, key: Sequence[str]) -> str:
 
 
 def _upsert_sql(target: str, stage: str, key: Sequence[str], columns: Sequence[str]) -> str:
+    """Write the staged rows the warehouse does not hold with this content (SQLite)."""
     names = ", ".join(columns)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
-    # "WHERE true" keeps SQLite's parser from reading ON CONFLICT as a join constraint.
+    # Rows whose content the warehouse already holds are not even offered to ON CONFLICT:
+    # DO UPDATE locks (and so writes) every conflicting row, even where its WHERE is false.
     return (
-        f"INSERT INTO {target} ({names}) SELECT {names} FROM {stage} WHERE true "
+        f"INSERT INTO {target} ({names}) SELECT {names} FROM {stage} s "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {_same_row(key, columns)}) "
+        f"{_on_conflict(target, key, columns)}"
+    )
+
+
+def _merge_sql(target: str, stage: str, key: Sequence[str], columns: Sequence[str]) -> str:
+    """`_duplicates_sql` and `_upsert_sql` in one statement, one index probe per staged row
+    where those take two (PostgreSQL: a data-modifying CTE); returns the duplicate count."""
+    names = ", ".join(columns)
+    on = " AND ".join(f"t.{k} = s.{k}" for k in key)
+    return (
+        f"WITH matched AS MATERIALIZED (SELECT s.*, t.job_id AS held_job, "
+        f"t.source_row AS held_row, (t.{key[0]} IS NOT NULL AND {_same_content(columns, key)})"
+        f" AS unchanged FROM {stage} s LEFT JOIN {target} t ON {on}), "
+        f"written AS (INSERT INTO {target} ({names}) SELECT {names} FROM matched "
+        f"WHERE NOT unchanged {_on_conflict(target, key, columns)}) "
+        "SELECT count(*) FROM matched WHERE held_job IS NOT NULL "
+        "AND NOT (held_job = job_id AND held_row = source_row)"
+    )
+
+
+def _same_row(key: Sequence[str], columns: Sequence[str]) -> str:
+    """SQL: row t of the target holds staged row s's key and content."""
+    on = " AND ".join(f"t.{k} = s.{k}" for k in key)
+    return f"{on} AND {_same_content(columns, key)}"
+
+
+def _same_content(columns: Sequence[str], key: Sequence[str]) -> str:
+    """SQL: rows t and s agree on every column but the key and the lineage."""
+    lineage = {JOB_ID, ROW_NUMBER}
+    return " AND ".join(
+        f"t.{c} IS NOT DISTINCT FROM s.{c}" for c in columns if c not in key and c not in lineage
+    )
+
+
+def _on_conflict(target: str, key: Sequence[str], columns: Sequence[str]) -> str:
+    """The upsert's conflict rule: a later job's row replaces an earlier job's, and a line
+    rewrites the row it loaded itself; anything else is left (a duplicate)."""
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return (
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates} "
         f"WHERE {target}.job_id < excluded.job_id "
         f"OR ({target}.job_id = excluded.job_id AND {target}.source_row = excluded.source_row)"
