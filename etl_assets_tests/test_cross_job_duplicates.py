@@ -1,4 +1,5 @@
-"""The same order line in two files: loaded once, the later job wins, the second counts it."""
+"""The same order line in two files: loaded once and counted as the later job's duplicate;
+a corrected line takes the later job's values and lineage, a repeated one is left alone."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ def test_a_line_in_two_files_is_loaded_once_and_the_later_job_wins(platform: Pla
     first = sales_frame(30, seed=1, order_prefix="A")
     second = sales_frame(30, seed=2, order_prefix="B")
     second.iloc[:6] = first.iloc[:6].to_numpy()  # six lines of the first file again...
-    second.iloc[:6, second.columns.get_loc("quantity")] = "9"  # ...with a corrected quantity
+    corrected = (first["quantity"].iloc[:3].astype(int) + 100).astype(str).to_numpy()
+    second.iloc[:3, second.columns.get_loc("quantity")] = corrected  # ...three corrected
     archive = source_archive(platform.settings.staging_dir)
     paths = [
         write_sales_csv(platform.tmp_path / name, frame)
@@ -34,11 +36,15 @@ def test_a_line_in_two_files_is_loaded_once_and_the_later_job_wins(platform: Pla
     assert platform.facts() == 54  # each line once
     keys = [(row.order_id, row.sku) for row in first.iloc[:6].itertuples()]
     with platform.ledger.engine.connect() as conn:
-        moved = conn.execute(
+        held = conn.execute(
             sa.text(
                 "SELECT order_id, sku, job_id, quantity FROM sales_fact WHERE order_id LIKE 'A-%'"
             )
         ).all()
-    taken_over = {(o, s): (j, q) for o, s, j, q in moved if (o, s) in keys}
-    assert taken_over == dict.fromkeys(keys, (job_b.job_id, 9))  # values and lineage of B
-    assert platform.facts(job_a.job_id) == 24
+    repeated = {(o, s): (j, q) for o, s, j, q in held if (o, s) in keys}
+    # The corrected lines: B's values and lineage. The unchanged ones: not rewritten, A's.
+    assert repeated == {
+        **{key: (job_b.job_id, int(q)) for key, q in zip(keys[:3], corrected, strict=True)},
+        **{key: (job_a.job_id, int(q)) for key, q in zip(keys[3:], first["quantity"][3:6])},
+    }
+    assert platform.facts(job_a.job_id) == 27
