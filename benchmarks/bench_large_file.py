@@ -92,6 +92,22 @@ def pandas_to_sql(url: str, path: Path) -> float:
     return seconds
 
 
+def job_env(url: str, scratch: Path, api: Any, chunk_rows: int) -> dict[str, str]:
+    """The environment of a job child: the database at `url`, a new Dagster home and data
+    directory under `scratch`, enrichment from the reference APIs `api` serves."""
+    home = scratch / "dagster_home"
+    home.mkdir(parents=True)
+    return os.environ | {
+        "DATABASE_URL": url,
+        "DATA_DIR": str(scratch / "data"),
+        "DAGSTER_HOME": str(home),
+        "FX_API_URL": api.fx_url,
+        "CATALOG_API_URL": api.catalog_url,
+        "CHUNK_ROWS": str(chunk_rows),
+        "LOG_LEVEL": "WARNING",
+    }
+
+
 def run_job_in_child(env: dict[str, str], path: Path) -> dict[str, object]:
     """Run the job pipeline in a child process; returns its figures and peak RSS (MB)."""
     child = subprocess.run(
@@ -199,17 +215,7 @@ def main() -> None:
             url = stack.enter_context(scratch_postgres())
             reference, target = "raw COPY", 0.5
             reference_seconds = raw_copy(url, path)
-        home = Path(tmp) / "dagster_home"
-        home.mkdir()
-        env = os.environ | {
-            "DATABASE_URL": url,
-            "DATA_DIR": str(Path(tmp) / "data"),
-            "DAGSTER_HOME": str(home),
-            "FX_API_URL": api.fx_url,
-            "CATALOG_API_URL": api.catalog_url,
-            "CHUNK_ROWS": str(args.chunk_rows),
-            "LOG_LEVEL": "WARNING",
-        }
+        env = job_env(url, Path(tmp), api, args.chunk_rows)
         job = run_job_in_child(env, path)
         fx_calls, catalog_calls = api.faults.calls_to("/fx/"), api.faults.calls_to("/catalog/")
         floor_seconds = None if args.sqlite else fact_rows_floor(url, Path(tmp))
