@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 # dlt and sling, for bench-peers only: a separate environment so they never meet the project's
 PEERS_VENV := benchmarks/.peers-venv
 PEERS_STAMP := $(PEERS_VENV)/.installed
+PEERS_ARGS ?=  # e.g. PEERS_ARGS="--rows 5000000 --no-delete-insert"
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_HOME
 
@@ -72,7 +73,7 @@ $(PEERS_STAMP): benchmarks/peers-requirements.txt
 	touch $(PEERS_STAMP)
 
 bench-peers: $(STAMP) $(PEERS_STAMP) ## the 1M-row job against dlt's and sling's keyed loads of the same file, fresh and again
-	$(BIN)/python benchmarks/bench_peers.py --peers-python $(PEERS_VENV)/bin/python
+	$(BIN)/python benchmarks/bench_peers.py --peers-python $(PEERS_VENV)/bin/python $(PEERS_ARGS)
 
 clean: ## remove local state (.dagster_home, .etl_data); keeps .venv
 	rm -rf .dagster_home .etl_data

@@ -258,6 +258,25 @@ def count_rows(url: str, table: str) -> int:
     return rows
 
 
+def job_counters(url: str) -> list[str]:
+    """Each of the job's runs as the ledger counts it, and how many fact rows name each job."""
+    from etl_assets.db import create_engine
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        jobs = conn.exec_driver_sql(
+            "SELECT j.job_id, j.rows_loaded, j.rows_quarantined, j.rows_duplicate,"
+            " (SELECT count(*) FROM sales_fact f WHERE f.job_id = j.job_id)"
+            " FROM jobs j ORDER BY j.created_at"
+        ).all()
+    engine.dispose()
+    return [
+        f"loaded {loaded:,}, quarantined {quarantined:,}, duplicate {duplicate:,}; "
+        f"fact rows naming it {lineage:,}"
+        for _, loaded, quarantined, duplicate, lineage in jobs
+    ]
+
+
 def same_rows_again(path: Path, into: Path) -> Path:
     """The file's rows, byte for byte, under a header that quotes its first name.
 
@@ -305,9 +324,19 @@ def main() -> None:
     path = sales_csv(args.rows)
     print(
         f"input: {path.name}, {path.stat().st_size / 1e6:.0f} MB "
-        f"(generated or reused in {time.perf_counter() - started:.1f} s)"
+        f"(generated or reused in {time.perf_counter() - started:.1f} s)",
+        flush=True,
     )
     results: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def show(contender: str, phase: str, figures: dict[str, Any]) -> None:
+        """Print a figure as soon as it is measured, with the load average it ran under."""
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(
+            f"  {contender}, {phase}: {figures['seconds']:.2f} s, peak RSS "
+            f"{figures['peak_rss_mb']} MB  (load average {load})",
+            flush=True,
+        )
 
     def check(contender: str, url: str, table: str) -> None:
         rows = count_rows(url, table)
@@ -322,8 +351,12 @@ def main() -> None:
             env = job_env(url, tmp / "job", api, Settings().chunk_rows)
             fresh = run_job_in_child(env, path)
             check("the job", url, "sales_fact")
+            show("project job", "fresh", fresh)
             repeat = run_job_in_child(env, again)
             check("the job", url, "sales_fact")
+            show("project job", "again", repeat)
+            for phase, counted in zip(("fresh", "again"), job_counters(url), strict=True):
+                print(f"  the job, {phase}, in the ledger: {counted}", flush=True)
         results["project job"] = {"fresh": fresh, "again": repeat}
 
         strategies = ["upsert"] + ([] if args.no_delete_insert else ["delete-insert"])
@@ -331,12 +364,14 @@ def main() -> None:
             work = tmp / f"dlt_{strategy}"
             work.mkdir()
             with scratch_postgres(migrate=False) as url:
-                figures = {
-                    phase: peer(args.peers_python, "dlt", phase, url, file, work, strategy=strategy)
-                    for phase, file in (("fresh", path), ("again", again))
-                }
-                check(f"dlt {strategy}", url, f"peers.{TABLE}")
-            results[f"dlt merge {strategy}"] = figures
+                name, figures = f"dlt merge {strategy}", {}
+                for phase, file in (("fresh", path), ("again", again)):
+                    figures[phase] = peer(
+                        args.peers_python, "dlt", phase, url, file, work, strategy=strategy
+                    )
+                    check(name, url, f"peers.{TABLE}")
+                    show(name, phase, figures[phase])
+            results[name] = figures
 
         work = tmp / "sling"
         work.mkdir()
@@ -350,6 +385,7 @@ def main() -> None:
             for phase, file in (("fresh", path), ("again", again)):
                 sling[phase] = peer(args.peers_python, "sling", phase, url, file, work)
                 check("sling", url, f"public.{TABLE}")
+                show("sling incremental", phase, sling[phase])
         results["sling incremental"] = sling
 
     report(results, args.rows)
@@ -366,10 +402,7 @@ def report(results: dict[str, dict[str, dict[str, Any]]], rows: int) -> None:
         )
         print(f"  {name + ':':<25}{line}")
     for phase, figures in results["project job"].items():
-        print(
-            f"  the job, {phase}: {figures['rows_loaded']:,} of {figures['rows_total']:,} rows "
-            f"loaded, load step {figures['load_seconds']} s"
-        )
+        print(f"  the job, {phase}: load step {figures['load_seconds']} s")
     job = results["project job"]
     for name, phases in results.items():
         if name == "project job":
