@@ -234,7 +234,9 @@ def sling_table_sql() -> list[str]:
 # --- the parent (runs in the project's environment) --------------------------------------
 
 
-def peer(python: Path, kind: str, phase: str, url: str, path: Path, work: Path, **extra: str):
+def peer(
+    python: Path, kind: str, phase: str, url: str, path: Path, work: Path, **extra: str
+) -> dict[str, Any]:
     """Run one peer load in a child of the peers' interpreter; return its JSON figures."""
     command = [str(python), __file__, "--peer", kind, "--phase", phase, "--url", url]
     command += ["--file", str(path), "--workdir", str(work)]
