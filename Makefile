@@ -3,11 +3,15 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# dlt and sling, for bench-peers only: a separate environment so they never meet the project's
+PEERS_VENV := benchmarks/.peers-venv
+PEERS_STAMP := $(PEERS_VENV)/.installed
+PEERS_ARGS ?=  # e.g. PEERS_ARGS="--rows 5000000 --no-delete-insert"
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_HOME
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint typecheck unit dev db-upgrade reference-api bench bench-large bench-daemon bench-ledger clean
+.PHONY: help install demo test lint typecheck unit dev db-upgrade reference-api bench bench-large bench-daemon bench-ledger bench-peers clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -61,6 +65,15 @@ bench-daemon: $(STAMP) ## 500 small jobs through the real daemon path, in batch 
 bench-ledger: $(STAMP) ## the ledger's queries, etl prune, and every operator read (API, dashboard, CLI) at 1,000,000 jobs
 	$(BIN)/python benchmarks/bench_ledger_scale.py
 	$(BIN)/python benchmarks/bench_ops_surface.py
+
+$(PEERS_STAMP): benchmarks/peers-requirements.txt
+	rm -rf $(PEERS_VENV)
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet -r benchmarks/peers-requirements.txt
+	touch $(PEERS_STAMP)
+
+bench-peers: $(STAMP) $(PEERS_STAMP) ## the 1M-row job against dlt's and sling's keyed loads of the same file, fresh and again
+	$(BIN)/python benchmarks/bench_peers.py --peers-python $(PEERS_VENV)/bin/python $(PEERS_ARGS)
 
 clean: ## remove local state (.dagster_home, .etl_data); keeps .venv
 	rm -rf .dagster_home .etl_data
