@@ -2,13 +2,20 @@
 the alert and health rules, timed on PostgreSQL in process and through the real HTTP server.
 
     python benchmarks/bench_ops_surface.py [--jobs 1000000] [--quarantined-rows 10000000]
-        [--events 1000000] [--repeat 20] [--http-repeat 7]
+        [--events 1000000] [--repeat 20] [--http-repeat 7] [--reuse NAME]
 
 Seeds a scratch database (set-based INSERT ... SELECT generate_series, then VACUUM ANALYZE as
 autovacuum would), then prints the median of each call against its target: 10 ms for the
 server-side work (the read model's call, in process), 50 ms end to end over HTTP (`etl api`
 in a subprocess, one keep-alive connection) and for `etl jobs list|stats` (in process: the
 Python start-up of a new `etl` process, ~1-2 s of imports, is printed apart).
+
+Seeding takes ~10 minutes. `--reuse NAME` seeds into the database NAME on the same server
+and keeps it afterwards; a later run with the same NAME and scale upgrades its schema,
+moves the seeded jobs' and events' times forward so the newest job finished just now (the
+windowed figures then see what a fresh seed shows; the quarantined rows keep their times,
+which no window reads), VACUUM ANALYZEs and measures without seeding again. Drop it with
+`dropdb NAME` when done.
 """
 
 from __future__ import annotations
@@ -123,6 +130,87 @@ def seed(url: str, jobs: int, rows: int, events: int) -> None:
     engine.dispose()
 
 
+@contextmanager
+def seeded_database(reuse: str | None, jobs: int, rows: int, events: int) -> Iterator[str]:
+    """A database seeded at the scale asked: a scratch one dropped afterwards, or with
+    `reuse` the database of that name, kept (seeded only when it does not hold that scale)."""
+    from common import POSTGRES_ADMIN_URL, scratch_postgres
+    from sqlalchemy.engine import make_url
+
+    from etl_assets import migrations
+    from etl_assets.db import create_engine
+
+    if reuse is None:
+        with scratch_postgres() as url:
+            seed(url, jobs, rows, events)
+            yield url
+        return
+    if not reuse.isidentifier():
+        raise SystemExit(f"--reuse: {reuse!r} is not a plain database name")
+    admin = create_engine(POSTGRES_ADMIN_URL)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        exists = conn.exec_driver_sql(
+            "SELECT 1 FROM pg_database WHERE datname = %(name)s", {"name": reuse}
+        ).first()
+        if not exists:
+            conn.exec_driver_sql(f"CREATE DATABASE {reuse}")
+    admin.dispose()
+    url = make_url(POSTGRES_ADMIN_URL).set(database=reuse).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    migrations.upgrade(engine)
+    if _seeded_scale(engine) == (jobs, rows, events):
+        print(f"reusing database {reuse}, seeded at this scale", flush=True)
+        _bring_up_to_date(engine)
+    else:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("TRUNCATE jobs, quarantined_rows, events CASCADE")
+        seed(url, jobs, rows, events)
+    engine.dispose()
+    yield url
+    print(f"kept database {reuse} (dropdb {reuse} when done)")
+
+
+def _seeded_scale(engine: object) -> tuple[int, int, int]:
+    """(finished jobs, quarantined rows, events) the database holds, from the trigger-kept
+    counts (the events by a count: a million rows, once per run)."""
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        finished = conn.exec_driver_sql(
+            "SELECT coalesce(sum(jobs), 0) FROM job_status_counts"
+            " WHERE status IN ('completed', 'failed')"
+        ).scalar_one()
+        rows = conn.exec_driver_sql(
+            "SELECT coalesce(sum(rows), 0) FROM quarantined_row_counts"
+        ).scalar_one()
+        events = conn.exec_driver_sql("SELECT count(*) FROM events").scalar_one()
+    return int(finished), int(rows), int(events)
+
+
+def _bring_up_to_date(engine: object) -> None:
+    """Move the jobs' and events' times forward by the seed's age, so the newest job finished
+    now and the last hour and day hold what they held just after seeding."""
+    started = time.perf_counter()
+    with engine.begin() as conn:  # type: ignore[attr-defined]
+        age = conn.exec_driver_sql(
+            "SELECT now() - max(completed_at) FROM jobs WHERE status = 'completed'"
+        ).scalar_one()
+        if age is not None and age.total_seconds() > 60:
+            shift = {"age": age}
+            conn.exec_driver_sql(
+                "UPDATE jobs SET created_at = created_at + %(age)s,"
+                " updated_at = updated_at + %(age)s, completed_at = completed_at + %(age)s,"
+                " last_heartbeat_at = last_heartbeat_at + %(age)s",
+                shift,
+            )
+            conn.exec_driver_sql(
+                "UPDATE events SET created_at = created_at + %(age)s,"
+                " dispatched_at = dispatched_at + %(age)s",
+                shift,
+            )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:  # type: ignore[attr-defined]
+        conn.exec_driver_sql("VACUUM ANALYZE jobs, quarantined_rows, events")
+    print(f"moved the seed's times forward and vacuumed in {time.perf_counter() - started:.0f} s")
+
+
 def main() -> None:
     """Seed, measure and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -131,11 +219,16 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--http-repeat", type=int, default=7)
+    parser.add_argument(
+        "--reuse",
+        metavar="NAME",
+        help="seed into (or reuse) the database NAME and keep it afterwards",
+    )
     args = parser.parse_args()
 
     import requests
     from click.testing import CliRunner
-    from common import machine, scratch_postgres
+    from common import machine
     from test_ledger_scale import OPS_READS
 
     from etl_assets.cli import main as etl_main
@@ -144,8 +237,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"scale: {args.jobs:,} jobs, {args.quarantined_rows:,} quarantined rows, "
           f"{args.events:,} events")  # fmt: skip
-    with scratch_postgres() as url:
-        seed(url, args.jobs, args.quarantined_rows, args.events)
+    with seeded_database(args.reuse, args.jobs, args.quarantined_rows, args.events) as url:
         engine = create_engine(url)
         server = {
             name: median_ms(lambda r=read: r(engine), args.repeat)  # type: ignore[misc]
