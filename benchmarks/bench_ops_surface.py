@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -54,24 +55,34 @@ HTTP_READS = [
 ]
 
 
-def median_ms(action: Callable[[], object], repeat: int) -> float:
-    """Median wall time of `action()` in milliseconds, after one warm-up call."""
+class Timing(NamedTuple):
+    """Wall times of repeated calls, in milliseconds: the median (what the target is about)
+    and the fastest (what the call costs when nothing else wants the cores: on a shared
+    machine the gap between the two is the others' load)."""
+
+    median: float
+    fastest: float
+
+
+def median_ms(action: Callable[[], object], repeat: int) -> Timing:
+    """Median and fastest wall time of `action()` in milliseconds, after one warm-up call."""
     action()
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
         action()
         times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+    return Timing(statistics.median(times), min(times))
 
 
-def report(title: str, results: dict[str, float], target_ms: float) -> bool:
-    """Print each figure against the target; True when all are under it."""
-    print(f"\n{title} (median, target < {target_ms:.0f} ms)")
+def report(title: str, results: dict[str, Timing], target_ms: float) -> bool:
+    """Print each median (and fastest) against the target; True when all medians are under."""
+    print(f"\n{title} (median and fastest, target < {target_ms:.0f} ms)")
     width = max(len(name) for name in results)
-    for name, ms in results.items():
-        print(f"  {name:<{width}}  {ms:8.2f} ms  {'ok' if ms < target_ms else 'SLOW'}")
-    return all(ms < target_ms for ms in results.values())
+    for name, (ms, fastest) in results.items():
+        verdict = "ok" if ms < target_ms else "SLOW"
+        print(f"  {name:<{width}}  {ms:8.2f} ms  (fastest {fastest:7.2f})  {verdict}")
+    return all(t.median < target_ms for t in results.values())
 
 
 @contextmanager
@@ -239,6 +250,7 @@ def main() -> None:
           f"{args.events:,} events")  # fmt: skip
     with seeded_database(args.reuse, args.jobs, args.quarantined_rows, args.events) as url:
         engine = create_engine(url)
+        print(f"load average before measuring: {_load()}", flush=True)
         server = {
             name: median_ms(lambda r=read: r(engine), args.repeat)  # type: ignore[misc]
             for name, read in OPS_READS.items()
@@ -260,9 +272,11 @@ def main() -> None:
                 template: median_ms(lambda p=path: get(p), args.http_repeat)
                 for template, path in zip(HTTP_READS, paths, strict=True)
             }
+            dashboard_calls = ("/v1/metrics", "/v1/activity", "/v1/uploads/active")
             dashboard = {
-                "dashboard refresh (/v1/metrics + /v1/activity + /v1/uploads/active)": sum(
-                    http[p] for p in ("/v1/metrics", "/v1/activity", "/v1/uploads/active")
+                "dashboard refresh (/v1/metrics + /v1/activity + /v1/uploads/active)": Timing(
+                    sum(http[p].median for p in dashboard_calls),
+                    sum(http[p].fastest for p in dashboard_calls),
                 )
             }
         ok &= report("over HTTP: `etl api`, one keep-alive connection", http, HTTP_TARGET_MS)
@@ -290,7 +304,14 @@ def main() -> None:
         )
         print(f"  a new `etl jobs stats` process, start-up included: "
               f"{(time.perf_counter() - started) * 1000:.0f} ms")  # fmt: skip
+    print(f"load average after measuring: {_load()}")
     print("\nall under target" if ok else "\nSOME CALLS ARE OVER TARGET")
+
+
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages: on a shared machine, how far to trust the
+    figures."""
+    return ", ".join(f"{n:.2f}" for n in os.getloadavg()) + f" ({os.cpu_count()} cores)"
 
 
 def _newest_job_id(engine: object) -> str:

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from etl_assets.db import read_connection, utcnow
+from etl_assets.db import is_postgres, read_connection, utcnow
 from etl_assets.ledger.models import ErrorType, JobStatus
 from etl_assets.ledger.quarantine import RowStatus
 from etl_assets.ledger.schema import (
+    job_finished_minutes,
     job_retry_totals,
     job_status_counts,
     jobs,
@@ -118,7 +120,8 @@ def metrics(
 
     Every figure is read from a trigger-kept count or an index, never a scan of the ledger:
     the counts from `job_status_counts` and `quarantined_row_counts`, the window's figures
-    from `ix_jobs_completed_figures`, the retries from the retried jobs' partial index.
+    from `job_finished_minutes` (on SQLite from `ix_jobs_completed_figures`), the retries
+    from the retried jobs' partial index.
     """
     with read_connection(engine) as conn:
         return read_metrics(
@@ -148,7 +151,10 @@ def read_metrics(
     row = conn.execute(_figures_statement(conn, since)).one()
     counts = {s.value: int(getattr(row, f"n_{s.value}")) for s in JobStatus}
     total_jobs = sum(counts.values())
-    completed, failed = int(row.completed), int(row.failed)
+    completed = int(row.j_completed) + int(row.m_completed)
+    failed = int(row.j_failed) + int(row.m_failed)
+    timed = int(row.j_timed) + int(row.m_timed)
+    work_seconds = float(row.j_work) + int(row.m_work_ms) / 1000
     depth = _queue_depth(conn, now)
     stuck = _stuck_jobs(conn, now, stuck_after_seconds, dagster_ui_url)
     failures = _recent_failures(conn, recent_failures, dagster_ui_url) if recent_failures else []
@@ -168,26 +174,25 @@ def read_metrics(
         failed_in_window=failed,
         failure_rate=_rate(failed, completed),
         failure_rate_all_time=_rate(counts["failed"], counts["completed"]),
-        avg_duration_seconds=(
-            None if row.avg_duration is None else round(float(row.avg_duration), 3)
-        ),
-        rows_loaded_in_window=int(row.rows_loaded),
+        avg_duration_seconds=round(work_seconds / timed, 3) if timed else None,
+        rows_loaded_in_window=int(row.j_rows) + int(row.m_rows),
         pending_total=sum(d.pending for d in depth),
         queue_depth=depth,
         stuck_after_seconds=stuck_after_seconds,
         stuck_jobs=stuck,
         recent_failures=failures,
         quarantined_rows_open=int(row.open_rows),
-        dead_lettered_in_window=int(row.exhausted),
+        dead_lettered_in_window=int(row.j_exhausted) + int(row.m_exhausted),
     )
 
 
 def _figures_statement(conn: sa.Connection, since: dt.datetime) -> sa.Select[tuple[object, ...]]:
     """One row of every single figure: one-row aggregates over the counts tables, the top
-    entry of ix_jobs_retry_count, the window's completed jobs (index-only, off
-    ix_jobs_completed_figures) and its failed ones (ix_jobs_status_completed), joined on
-    true. One statement instead of six: at a few hundred microseconds a round trip, the
-    round trips were most of what the hour's metrics cost."""
+    entry of ix_jobs_retry_count, the window's finished jobs (`_window_figures`: the kept
+    minutes, and the jobs of the window's first part-minute off ix_jobs_completed_figures
+    and ix_jobs_status_completed), joined on true. One statement instead of six: at a few
+    hundred microseconds a round trip, the round trips were most of what the hour's metrics
+    cost."""
     c = job_status_counts.c
     counts = sa.select(
         *(
@@ -212,37 +217,69 @@ def _figures_statement(conn: sa.Connection, since: dt.datetime) -> sa.Select[tup
         .where(jobs.c.retry_count > 0)
         .subquery("most")
     )
-    duration = _epoch(conn, jobs.c.completed_at) - _epoch(conn, jobs.c.started_at)
-    completed = (
-        sa.select(
-            sa.func.count().label("completed"),
-            sa.func.coalesce(sa.func.sum(jobs.c.rows_loaded), 0).label("rows_loaded"),
-            sa.func.avg(duration).label("avg_duration"),
-        )
-        .where(jobs.c.status == JobStatus.COMPLETED.value, jobs.c.completed_at >= since)
-        .subquery("completed_window")
-    )
-    failed = _failed_statement(since).subquery("failed_window")
+    window = _window_figures(conn, since)
     q = quarantined_row_counts.c
     open_rows = (
         sa.select(sa.func.coalesce(sa.func.sum(q.rows), 0).label("open_rows"))
         .where(q.status == RowStatus.QUARANTINED.value)
         .subquery("open_rows")
     )
-    joined = counts
-    for part in (retries, most, completed, failed, open_rows):
-        joined = joined.join(part, sa.true())  # type: ignore[assignment]
-    return sa.select(
-        *counts.c, *retries.c, *most.c, *completed.c, *failed.c, *open_rows.c
-    ).select_from(joined)
+    return _joined([counts, retries, most, *window, open_rows])
 
 
-def _failed_statement(since: dt.datetime) -> sa.Select[tuple[int, int]]:
+def minute_split(conn: sa.Connection, since: dt.datetime) -> dt.datetime | None:
+    """Where the trigger-kept minutes of `job_finished_minutes` take over from the jobs
+    themselves for a window from `since`: its first whole minute on PostgreSQL (the jobs
+    before it, under a minute of them, are read from the ledger's index), None on SQLite
+    (no minutes kept: the whole window is read from the jobs)."""
+    if not is_postgres(conn):
+        return None
+    minute = since.replace(second=0, microsecond=0)
+    return minute if minute == since else minute + dt.timedelta(minutes=1)
+
+
+def _window_figures(conn: sa.Connection, since: dt.datetime) -> list[sa.Subquery]:
+    """One-row subqueries of the window's finished jobs: the kept minutes from the split on
+    (`m_*`), and the jobs from `since` up to it (`j_*`; the whole window on SQLite)."""
+    split = minute_split(conn, since)
+    in_head = [jobs.c.completed_at >= since]
+    if split is not None:
+        in_head.append(jobs.c.completed_at < split)
+    duration = _epoch(conn, jobs.c.completed_at) - _epoch(conn, jobs.c.started_at)
+    completed = jobs.c.status == JobStatus.COMPLETED.value
+    head_completed = sa.select(
+        sa.func.count().label("j_completed"),
+        sa.func.coalesce(sa.func.sum(jobs.c.rows_loaded), 0).label("j_rows"),
+        sa.func.count(jobs.c.started_at).label("j_timed"),
+        sa.func.coalesce(sa.func.sum(duration), 0.0).label("j_work"),
+    ).where(completed, *in_head)
     # A failed job's completed_at is when it failed, so ix_jobs_status_completed holds them.
     exhausted = jobs.c.error_type == ErrorType.TRANSIENT_EXHAUSTED.value
-    return sa.select(
-        sa.func.count().label("failed"), sa.func.count().filter(exhausted).label("exhausted")
-    ).where(jobs.c.status == JobStatus.FAILED.value, jobs.c.completed_at >= since)
+    head_failed = sa.select(
+        sa.func.count().label("j_failed"), sa.func.count().filter(exhausted).label("j_exhausted")
+    ).where(jobs.c.status == JobStatus.FAILED.value, *in_head)
+    m = job_finished_minutes.c
+    is_completed = m.status == JobStatus.COMPLETED.value
+    is_failed = m.status == JobStatus.FAILED.value
+
+    def total(column: sa.ColumnElement[int], where: sa.ColumnElement[bool], name: str) -> Any:
+        return sa.func.coalesce(sa.func.sum(column).filter(where), 0).label(name)
+
+    minutes = sa.select(
+        total(m.jobs, is_completed, "m_completed"),
+        total(m.rows_loaded, is_completed, "m_rows"),
+        total(m.timed_jobs, is_completed, "m_timed"),
+        total(m.work_ms, is_completed, "m_work_ms"),
+        total(m.jobs, is_failed, "m_failed"),
+        total(m.exhausted, is_failed, "m_exhausted"),
+    )
+    # On SQLite no minute is kept, and none is read: the jobs are the whole window.
+    minutes = minutes.where(m.minute >= split) if split is not None else minutes.where(sa.false())
+    return [
+        head_completed.subquery("head_completed"),
+        head_failed.subquery("head_failed"),
+        minutes.subquery("minutes"),
+    ]
 
 
 def status_counts(conn: sa.Connection) -> dict[str, int]:
@@ -256,18 +293,23 @@ def status_counts(conn: sa.Connection) -> dict[str, int]:
 
 def finished_in_window(conn: sa.Connection, since: dt.datetime) -> tuple[int, int, int]:
     """(jobs completed, failed, and failed out of attempts since `since`), in one statement
-    over the (status, completed_at) indexes: the alert rules' hour when the metrics' window
-    is another."""
-    completed = (
-        sa.select(sa.func.count().label("completed"))
-        .where(jobs.c.status == JobStatus.COMPLETED.value, jobs.c.completed_at >= since)
-        .subquery("completed_window")
+    (the kept minutes and the jobs before the first of them): the alert rules' hour when
+    the metrics' window is another."""
+    row = conn.execute(_joined(_window_figures(conn, since))).one()
+    return (
+        int(row.j_completed) + int(row.m_completed),
+        int(row.j_failed) + int(row.m_failed),
+        int(row.j_exhausted) + int(row.m_exhausted),
     )
-    failed = _failed_statement(since).subquery("failed_window")
-    row = conn.execute(
-        sa.select(*completed.c, *failed.c).select_from(completed.join(failed, sa.true()))
-    ).one()
-    return int(row.completed), int(row.failed), int(row.exhausted)
+
+
+def _joined(parts: list[sa.Subquery]) -> sa.Select[tuple[object, ...]]:
+    """The one row of one-row subqueries joined on true (a statement, not a round trip,
+    each)."""
+    joined: sa.FromClause = parts[0]
+    for part in parts[1:]:
+        joined = joined.join(part, sa.true())
+    return sa.select(*(column for part in parts for column in part.c)).select_from(joined)
 
 
 def _queue_depth(conn: sa.Connection, now: dt.datetime) -> list[QueueDepth]:
