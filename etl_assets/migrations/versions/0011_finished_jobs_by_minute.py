@@ -99,6 +99,9 @@ def upgrade() -> None:
         f"sum(exhausted) FROM ({_FIGURES.format(sign=1, rows='jobs')}) AS f "
         "GROUP BY minute, status"
     )
+    # Statistics now, not at autovacuum's next pass: without them the planner takes the
+    # backfilled table for a small one and scans all of it for a day's minutes.
+    op.execute("ANALYZE job_finished_minutes")
     for operation, changes in _CHANGES.items():
         name = f"jobs_finished_minutes_{operation.lower()}"
         op.execute(

@@ -5,13 +5,14 @@ depth, stuck jobs and recent failures (`metrics`, the API's /v1/metrics and `etl
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from etl_assets.db import is_postgres, read_connection, utcnow
+from etl_assets.db import UTCDateTime, is_postgres, read_connection, utcnow
 from etl_assets.ledger.models import ErrorType, JobStatus
 from etl_assets.ledger.quarantine import RowStatus
 from etl_assets.ledger.schema import (
@@ -148,7 +149,9 @@ def read_metrics(
     stuck jobs and the recent failures (none when `recent_failures` is 0)."""
     now = now or utcnow()
     since = now - dt.timedelta(seconds=window_seconds)
-    row = conn.execute(_figures_statement(conn, since)).one()
+    row = conn.execute(
+        _built(conn, "figures", _figures_statement), _window_params(conn, since)
+    ).one()
     counts = {s.value: int(getattr(row, f"n_{s.value}")) for s in JobStatus}
     total_jobs = sum(counts.values())
     completed = int(row.j_completed) + int(row.m_completed)
@@ -186,7 +189,30 @@ def read_metrics(
     )
 
 
-def _figures_statement(conn: sa.Connection, since: dt.datetime) -> sa.Select[tuple[object, ...]]:
+# Time bounds as bind parameters, so each statement is built once per dialect (`_built`):
+# building these statements cost about as much as running them.
+_SINCE = sa.bindparam("since", type_=UTCDateTime)
+_SPLIT = sa.bindparam("split", type_=UTCDateTime)
+_NOW = sa.bindparam("now", type_=UTCDateTime)
+_STALE_BEFORE = sa.bindparam("stale_before", type_=UTCDateTime)
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _built(conn: sa.Connection, name: str, build: Callable[[sa.Connection], Any]) -> Any:
+    """The statement `build` makes for this connection's dialect, built on first use."""
+    key = (name, conn.dialect.name)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = _STATEMENTS[key] = build(conn)
+    return statement
+
+
+def _window_params(conn: sa.Connection, since: dt.datetime) -> dict[str, dt.datetime]:
+    split = minute_split(conn, since)
+    return {"since": since} if split is None else {"since": since, "split": split}
+
+
+def _figures_statement(conn: sa.Connection) -> sa.Select[tuple[object, ...]]:
     """One row of every single figure: one-row aggregates over the counts tables, the top
     entry of ix_jobs_retry_count, the window's finished jobs (`_window_figures`: the kept
     minutes, and the jobs of the window's first part-minute off ix_jobs_completed_figures
@@ -217,7 +243,7 @@ def _figures_statement(conn: sa.Connection, since: dt.datetime) -> sa.Select[tup
         .where(jobs.c.retry_count > 0)
         .subquery("most")
     )
-    window = _window_figures(conn, since)
+    window = _window_figures(conn)
     q = quarantined_row_counts.c
     open_rows = (
         sa.select(sa.func.coalesce(sa.func.sum(q.rows), 0).label("open_rows"))
@@ -238,13 +264,14 @@ def minute_split(conn: sa.Connection, since: dt.datetime) -> dt.datetime | None:
     return minute if minute == since else minute + dt.timedelta(minutes=1)
 
 
-def _window_figures(conn: sa.Connection, since: dt.datetime) -> list[sa.Subquery]:
+def _window_figures(conn: sa.Connection) -> list[sa.Subquery]:
     """One-row subqueries of the window's finished jobs: the kept minutes from the split on
-    (`m_*`), and the jobs from `since` up to it (`j_*`; the whole window on SQLite)."""
-    split = minute_split(conn, since)
-    in_head = [jobs.c.completed_at >= since]
-    if split is not None:
-        in_head.append(jobs.c.completed_at < split)
+    (`m_*`), and the jobs from `since` up to it (`j_*`; the whole window on SQLite). The
+    bounds are the parameters `since` and `split` (`_window_params`)."""
+    kept = is_postgres(conn)
+    in_head = [jobs.c.completed_at >= _SINCE]
+    if kept:
+        in_head.append(jobs.c.completed_at < _SPLIT)
     duration = _epoch(conn, jobs.c.completed_at) - _epoch(conn, jobs.c.started_at)
     completed = jobs.c.status == JobStatus.COMPLETED.value
     head_completed = sa.select(
@@ -274,7 +301,7 @@ def _window_figures(conn: sa.Connection, since: dt.datetime) -> list[sa.Subquery
         total(m.exhausted, is_failed, "m_exhausted"),
     )
     # On SQLite no minute is kept, and none is read: the jobs are the whole window.
-    minutes = minutes.where(m.minute >= split) if split is not None else minutes.where(sa.false())
+    minutes = minutes.where(m.minute >= _SPLIT) if kept else minutes.where(sa.false())
     return [
         head_completed.subquery("head_completed"),
         head_failed.subquery("head_failed"),
@@ -295,7 +322,8 @@ def finished_in_window(conn: sa.Connection, since: dt.datetime) -> tuple[int, in
     """(jobs completed, failed, and failed out of attempts since `since`), in one statement
     (the kept minutes and the jobs before the first of them): the alert rules' hour when
     the metrics' window is another."""
-    row = conn.execute(_joined(_window_figures(conn, since))).one()
+    statement = _built(conn, "finished", lambda c: _joined(_window_figures(c)))
+    row = conn.execute(statement, _window_params(conn, since)).one()
     return (
         int(row.j_completed) + int(row.m_completed),
         int(row.j_failed) + int(row.m_failed),
@@ -313,8 +341,16 @@ def _joined(parts: list[sa.Subquery]) -> sa.Select[tuple[object, ...]]:
 
 
 def _queue_depth(conn: sa.Connection, now: dt.datetime) -> list[QueueDepth]:
-    due = sa.or_(jobs.c.next_attempt_at.is_(None), jobs.c.next_attempt_at <= now)
-    stmt = (
+    stmt = _built(conn, "queue_depth", lambda _: _queue_depth_statement())
+    return [
+        QueueDepth(int(r.priority), int(r.pending), int(r.due))
+        for r in conn.execute(stmt, {"now": now})
+    ]
+
+
+def _queue_depth_statement() -> sa.Select[tuple[int, int, int]]:
+    due = sa.or_(jobs.c.next_attempt_at.is_(None), jobs.c.next_attempt_at <= _NOW)
+    return (
         sa.select(
             jobs.c.priority,
             sa.func.count().label("pending"),
@@ -324,10 +360,11 @@ def _queue_depth(conn: sa.Connection, now: dt.datetime) -> list[QueueDepth]:
         .group_by(jobs.c.priority)
         .order_by(jobs.c.priority.desc())
     )
-    return [QueueDepth(int(r.priority), int(r.pending), int(r.due)) for r in conn.execute(stmt)]
 
 
-def stuck_condition(stale_before: dt.datetime) -> sa.ColumnElement[bool]:
+def stuck_condition(
+    stale_before: dt.datetime | sa.BindParameter[dt.datetime],
+) -> sa.ColumnElement[bool]:
     """Processing, no heartbeat since `stale_before`, and no retry scheduled after it: the
     same test as the reaper's (`recovery.is_stale`)."""
     heartbeat = sa.func.coalesce(jobs.c.last_heartbeat_at, jobs.c.updated_at)
@@ -342,12 +379,7 @@ def _stuck_jobs(
     conn: sa.Connection, now: dt.datetime, stuck_after_seconds: int, dagster_ui_url: str | None
 ) -> list[StuckJob]:
     stale_before = now - dt.timedelta(seconds=stuck_after_seconds)
-    stmt = (
-        sa.select(jobs)
-        .where(stuck_condition(stale_before))
-        .order_by(jobs.c.last_heartbeat_at.asc().nulls_first(), jobs.c.job_id)
-        .limit(100)
-    )
+    stmt = _built(conn, "stuck", lambda _: _stuck_statement())
     return [
         StuckJob(
             job_id=r["job_id"],
@@ -358,19 +390,36 @@ def _stuck_jobs(
             heartbeat_age_seconds=_seconds(now, r["last_heartbeat_at"] or r["updated_at"]) or 0.0,
             dagster_run_url=run_url(dagster_ui_url, r["run_id"]),
         )
-        for r in conn.execute(stmt).mappings()
+        for r in conn.execute(stmt, {"stale_before": stale_before}).mappings()
     ]
+
+
+def _stuck_statement() -> sa.Select[tuple[object, ...]]:
+    # The columns shown, not the whole row (tracebacks, checkpoints and metrics are JSON).
+    c = jobs.c
+    return (
+        sa.select(c.job_id, c.title, c.run_id, c.attempts, c.last_heartbeat_at, c.updated_at)
+        .where(stuck_condition(_STALE_BEFORE))
+        .order_by(c.last_heartbeat_at.asc().nulls_first(), c.job_id)
+        .limit(100)
+    )
 
 
 def _recent_failures(
     conn: sa.Connection, limit: int, dagster_ui_url: str | None
 ) -> list[RecentFailure]:
-    stmt = (
-        sa.select(jobs)
-        .where(jobs.c.status == JobStatus.FAILED.value)
-        .order_by(jobs.c.completed_at.desc(), jobs.c.job_id.desc())
-        .limit(limit)
-    )
+    c = jobs.c
+    stmt = _built(
+        conn,
+        f"recent_failures_{limit}",
+        lambda _: sa.select(
+            c.job_id, c.title, c.dataset, c.error_type, c.error_message, c.completed_at,
+            c.updated_at, c.attempts, c.retry_count, c.run_id,
+        )
+        .where(c.status == JobStatus.FAILED.value)
+        .order_by(c.completed_at.desc(), c.job_id.desc())
+        .limit(limit),
+    )  # fmt: skip
     return [
         RecentFailure(
             job_id=r["job_id"],
