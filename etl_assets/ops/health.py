@@ -84,6 +84,9 @@ def readiness(
     instance (default: from DAGSTER_HOME when it is set, else the daemon is not checked);
     `metrics` read for the same request are reused (`alerts.ledger_figures`)."""
     now = now or utcnow()
+    # The Dagster instance first: reading it holds no connection of the ledger's pool.
+    factory = instance_factory or default_instance_factory()
+    ages, unreadable = _daemon_ages(factory, now)
     with ExitStack() as stack:
         # One connection for the database check, the schema's revision and the ledger's
         # figures: each checkout costs a pre-ping and a rollback, a third of /readyz. The
@@ -99,8 +102,6 @@ def readiness(
             return Health(False, 0, [database], [database.detail])
         database = Check("database", True, "the database answers")
         schema = _check_schema(engine, conn, migration_dirs)
-        factory = instance_factory or default_instance_factory()
-        ages, unreadable = _daemon_ages(factory, now)
         # Without the ledger's tables there are no jobs to look at: only the daemon rule runs.
         figures = (
             alerts.ledger_figures(
