@@ -2,18 +2,26 @@
 the alert and health rules, timed on PostgreSQL in process and through the real HTTP server.
 
     python benchmarks/bench_ops_surface.py [--jobs 1000000] [--quarantined-rows 10000000]
-        [--events 1000000] [--repeat 20] [--http-repeat 7]
+        [--events 1000000] [--repeat 20] [--http-repeat 7] [--reuse NAME]
 
 Seeds a scratch database (set-based INSERT ... SELECT generate_series, then VACUUM ANALYZE as
 autovacuum would), then prints the median of each call against its target: 10 ms for the
 server-side work (the read model's call, in process), 50 ms end to end over HTTP (`etl api`
 in a subprocess, one keep-alive connection) and for `etl jobs list|stats` (in process: the
 Python start-up of a new `etl` process, ~1-2 s of imports, is printed apart).
+
+Seeding takes ~10 minutes. `--reuse NAME` seeds into the database NAME on the same server
+and keeps it afterwards; a later run with the same NAME and scale upgrades its schema,
+moves the times of the seed's last day of jobs and events forward so the newest job
+finished just now (the windowed figures then see what a fresh seed shows; the older jobs
+and the quarantined rows keep their times, which no window reads), VACUUM ANALYZEs and
+measures without seeding again. Drop it with `dropdb NAME` when done.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import statistics
 import subprocess
@@ -22,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -47,24 +56,34 @@ HTTP_READS = [
 ]
 
 
-def median_ms(action: Callable[[], object], repeat: int) -> float:
-    """Median wall time of `action()` in milliseconds, after one warm-up call."""
+class Timing(NamedTuple):
+    """Wall times of repeated calls, in milliseconds: the median (what the target is about)
+    and the fastest (what the call costs when nothing else wants the cores: on a shared
+    machine the gap between the two is the others' load)."""
+
+    median: float
+    fastest: float
+
+
+def median_ms(action: Callable[[], object], repeat: int) -> Timing:
+    """Median and fastest wall time of `action()` in milliseconds, after one warm-up call."""
     action()
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
         action()
         times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+    return Timing(statistics.median(times), min(times))
 
 
-def report(title: str, results: dict[str, float], target_ms: float) -> bool:
-    """Print each figure against the target; True when all are under it."""
-    print(f"\n{title} (median, target < {target_ms:.0f} ms)")
+def report(title: str, results: dict[str, Timing], target_ms: float) -> bool:
+    """Print each median (and fastest) against the target; True when all medians are under."""
+    print(f"\n{title} (median and fastest, target < {target_ms:.0f} ms)")
     width = max(len(name) for name in results)
-    for name, ms in results.items():
-        print(f"  {name:<{width}}  {ms:8.2f} ms  {'ok' if ms < target_ms else 'SLOW'}")
-    return all(ms < target_ms for ms in results.values())
+    for name, (ms, fastest) in results.items():
+        verdict = "ok" if ms < target_ms else "SLOW"
+        print(f"  {name:<{width}}  {ms:8.2f} ms  (fastest {fastest:7.2f})  {verdict}")
+    return all(t.median < target_ms for t in results.values())
 
 
 @contextmanager
@@ -119,8 +138,94 @@ def seed(url: str, jobs: int, rows: int, events: int) -> None:
         flush=True,
     )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("VACUUM ANALYZE jobs, quarantined_rows, events")
+        conn.exec_driver_sql("VACUUM ANALYZE jobs, quarantined_rows, events, job_finished_minutes")
     engine.dispose()
+
+
+@contextmanager
+def seeded_database(reuse: str | None, jobs: int, rows: int, events: int) -> Iterator[str]:
+    """A database seeded at the scale asked: a scratch one dropped afterwards, or with
+    `reuse` the database of that name, kept (seeded only when it does not hold that scale)."""
+    from common import POSTGRES_ADMIN_URL, scratch_postgres
+    from sqlalchemy.engine import make_url
+
+    from etl_assets import migrations
+    from etl_assets.db import create_engine
+
+    if reuse is None:
+        with scratch_postgres() as url:
+            seed(url, jobs, rows, events)
+            yield url
+        return
+    if not reuse.isidentifier():
+        raise SystemExit(f"--reuse: {reuse!r} is not a plain database name")
+    admin = create_engine(POSTGRES_ADMIN_URL)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        exists = conn.exec_driver_sql(
+            "SELECT 1 FROM pg_database WHERE datname = %(name)s", {"name": reuse}
+        ).first()
+        if not exists:
+            conn.exec_driver_sql(f"CREATE DATABASE {reuse}")
+    admin.dispose()
+    url = make_url(POSTGRES_ADMIN_URL).set(database=reuse).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    migrations.upgrade(engine)
+    if _seeded_scale(engine) == (jobs, rows, events):
+        print(f"reusing database {reuse}, seeded at this scale", flush=True)
+        _bring_up_to_date(engine)
+    else:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("TRUNCATE jobs, quarantined_rows, events CASCADE")
+        seed(url, jobs, rows, events)
+    engine.dispose()
+    yield url
+    print(f"kept database {reuse} (dropdb {reuse} when done)")
+
+
+def _seeded_scale(engine: object) -> tuple[int, int, int]:
+    """(finished jobs, quarantined rows, events) the database holds, from the trigger-kept
+    counts (the events by a count: a million rows, once per run)."""
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        finished = conn.exec_driver_sql(
+            "SELECT coalesce(sum(jobs), 0) FROM job_status_counts"
+            " WHERE status IN ('completed', 'failed')"
+        ).scalar_one()
+        rows = conn.exec_driver_sql(
+            "SELECT coalesce(sum(rows), 0) FROM quarantined_row_counts"
+        ).scalar_one()
+        events = conn.exec_driver_sql("SELECT count(*) FROM events").scalar_one()
+    return int(finished), int(rows), int(events)
+
+
+def _bring_up_to_date(engine: object) -> None:
+    """Move the times of the seed's last 25 hours of jobs and events forward by the seed's
+    age, so the newest job finished now and the last hour and day hold what they held just
+    after seeding (every window the benchmark reads is a day at most; moving all 1,000,000
+    jobs took over 10 minutes on a loaded machine). Older jobs keep their times: the gap
+    this leaves, a day back, is outside every window read."""
+    started = time.perf_counter()
+    with engine.begin() as conn:  # type: ignore[attr-defined]
+        end = conn.exec_driver_sql(
+            "SELECT max(completed_at) FROM jobs WHERE status = 'completed'"
+        ).scalar_one()
+        age = conn.exec_driver_sql("SELECT now() - %(end)s", {"end": end}).scalar_one()
+        if end is not None and age.total_seconds() > 60:
+            shift = {"age": age, "from": end - dt.timedelta(hours=25)}
+            conn.exec_driver_sql(
+                "UPDATE jobs SET created_at = created_at + %(age)s,"
+                " updated_at = updated_at + %(age)s, completed_at = completed_at + %(age)s,"
+                " last_heartbeat_at = last_heartbeat_at + %(age)s"
+                " WHERE updated_at >= %(from)s",
+                shift,
+            )
+            conn.exec_driver_sql(
+                "UPDATE events SET created_at = created_at + %(age)s,"
+                " dispatched_at = dispatched_at + %(age)s WHERE created_at >= %(from)s",
+                shift,
+            )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:  # type: ignore[attr-defined]
+        conn.exec_driver_sql("VACUUM ANALYZE jobs, quarantined_rows, events, job_finished_minutes")
+    print(f"moved the seed's times forward and vacuumed in {time.perf_counter() - started:.0f} s")
 
 
 def main() -> None:
@@ -131,11 +236,16 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--http-repeat", type=int, default=7)
+    parser.add_argument(
+        "--reuse",
+        metavar="NAME",
+        help="seed into (or reuse) the database NAME and keep it afterwards",
+    )
     args = parser.parse_args()
 
     import requests
     from click.testing import CliRunner
-    from common import machine, scratch_postgres
+    from common import machine
     from test_ledger_scale import OPS_READS
 
     from etl_assets.cli import main as etl_main
@@ -144,12 +254,20 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"scale: {args.jobs:,} jobs, {args.quarantined_rows:,} quarantined rows, "
           f"{args.events:,} events")  # fmt: skip
-    with scratch_postgres() as url:
-        seed(url, args.jobs, args.quarantined_rows, args.events)
+    with seeded_database(args.reuse, args.jobs, args.quarantined_rows, args.events) as url:
         engine = create_engine(url)
+        print(f"load average before measuring: {_load()}", flush=True)
         server = {
-            name: median_ms(lambda r=read: r(engine), args.repeat)  # type: ignore[misc]
-            for name, read in OPS_READS.items()
+            # What any read costs before its own work: a pooled connection (pre-ping,
+            # rollback) and one trivial statement. On a loaded machine, read the others
+            # against it.
+            "floor: a pooled connection and SELECT 1": median_ms(
+                lambda: _select_one(engine), args.repeat
+            ),
+            **{
+                name: median_ms(lambda r=read: r(engine), args.repeat)  # type: ignore[misc]
+                for name, read in OPS_READS.items()
+            },
         }
         job_id = _newest_job_id(engine)
         engine.dispose()
@@ -168,9 +286,11 @@ def main() -> None:
                 template: median_ms(lambda p=path: get(p), args.http_repeat)
                 for template, path in zip(HTTP_READS, paths, strict=True)
             }
+            dashboard_calls = ("/v1/metrics", "/v1/activity", "/v1/uploads/active")
             dashboard = {
-                "dashboard refresh (/v1/metrics + /v1/activity + /v1/uploads/active)": sum(
-                    http[p] for p in ("/v1/metrics", "/v1/activity", "/v1/uploads/active")
+                "dashboard refresh (/v1/metrics + /v1/activity + /v1/uploads/active)": Timing(
+                    sum(http[p].median for p in dashboard_calls),
+                    sum(http[p].fastest for p in dashboard_calls),
                 )
             }
         ok &= report("over HTTP: `etl api`, one keep-alive connection", http, HTTP_TARGET_MS)
@@ -198,7 +318,19 @@ def main() -> None:
         )
         print(f"  a new `etl jobs stats` process, start-up included: "
               f"{(time.perf_counter() - started) * 1000:.0f} ms")  # fmt: skip
+    print(f"load average after measuring: {_load()}")
     print("\nall under target" if ok else "\nSOME CALLS ARE OVER TARGET")
+
+
+def _select_one(engine: object) -> None:
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        conn.exec_driver_sql("SELECT 1").scalar_one()
+
+
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages: on a shared machine, how far to trust the
+    figures."""
+    return ", ".join(f"{n:.2f}" for n in os.getloadavg()) + f" ({os.cpu_count()} cores)"
 
 
 def _newest_job_id(engine: object) -> str:

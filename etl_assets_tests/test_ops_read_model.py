@@ -329,3 +329,69 @@ def test_the_rate_chart_is_rows_per_second_of_work(engine: sa.Engine) -> None:
     assert bucket.rows_per_second == round(50_000 / 3, 3)
     assert bucket.rows_per_bucket_second == round(50_000 / 600, 3)
     assert all(b.rows_per_second is None for b in series.buckets if not b.jobs_completed)
+
+
+def test_window_figures_split_at_a_minute_add_up_to_the_jobs(engine: sa.Engine) -> None:
+    """A window that starts mid-minute: on PostgreSQL its whole minutes come from the
+    trigger-kept `job_finished_minutes` and its first part-minute from the jobs; either way
+    the figures are those of exactly the jobs that finished since the window's start, and
+    they follow a failed job's retry and a deletion."""
+    now = utcnow().replace(second=30, microsecond=0)
+    since = now - dt.timedelta(hours=1)
+    ages = [3599, 3570, 3540, 3531, 3529, 1800, 61, 59, 1, 4000]  # seconds before now
+    ids = []
+    for n, age in enumerate(ages):
+        done = now - dt.timedelta(seconds=age)
+        status = "failed" if n % 3 == 0 else "completed"
+        extra = {"error_type": "transient_exhausted"} if n == 3 else {}
+        ids.append(
+            seed_job(
+                engine,
+                status,
+                now=now,
+                completed_at=done,
+                updated_at=done,
+                started_at=done - dt.timedelta(seconds=n + 1),
+                rows_loaded=10 * (n + 1),
+                **extra,
+            )
+        )
+
+    def expected() -> tuple[int, int, int, int, float | None]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.status, jobs.c.rows_loaded, jobs.c.error_type, jobs.c.started_at,
+                          jobs.c.completed_at).where(jobs.c.completed_at >= since)
+            ).all()  # fmt: skip
+        done = [r for r in rows if r.status == "completed"]
+        failed = [r for r in rows if r.status == "failed"]
+        durations = [(r.completed_at - r.started_at).total_seconds() for r in done]
+        return (
+            len(done),
+            sum(r.rows_loaded for r in done),
+            len(failed),
+            sum(r.error_type == "transient_exhausted" for r in failed),
+            round(sum(durations) / len(durations), 3) if durations else None,
+        )
+
+    def got() -> tuple[int, int, int, int, float | None]:
+        m = rm.metrics(engine, stuck_after_seconds=300, window_seconds=3600, now=now)
+        with engine.connect() as conn:
+            assert rm.finished_in_window(conn, since) == (
+                m.completed_in_window,
+                m.failed_in_window,
+                m.dead_lettered_in_window,
+            )
+        return (
+            m.completed_in_window,
+            m.rows_loaded_in_window,
+            m.failed_in_window,
+            m.dead_lettered_in_window,
+            m.avg_duration_seconds,
+        )
+
+    assert got() == expected() == (6, 330, 3, 1, 5.5)
+    Ledger(engine).retry(ids[3])  # the exhausted one leaves failed
+    with engine.begin() as conn:
+        conn.execute(sa.delete(jobs).where(jobs.c.job_id == ids[1]))
+    assert got() == expected() == (5, 310, 2, 0, 6.2)

@@ -106,6 +106,21 @@ job_retry_totals = sa.Table(
     sa.Column("total_retries", sa.BigInteger, nullable=False),
 )
 
+# The finished jobs' figures per minute of completed_at and final status, kept by triggers
+# on `jobs` on PostgreSQL (migration 0011; empty on SQLite): the windowed metrics and the
+# dashboard's buckets without reading each job of the window.
+job_finished_minutes = sa.Table(
+    "job_finished_minutes",
+    metadata,
+    sa.Column("minute", UTCDateTime, primary_key=True),
+    sa.Column("status", sa.String(16), primary_key=True),
+    sa.Column("jobs", sa.BigInteger, nullable=False),
+    sa.Column("rows_loaded", sa.BigInteger, nullable=False),
+    sa.Column("timed_jobs", sa.BigInteger, nullable=False),
+    sa.Column("work_ms", sa.BigInteger, nullable=False),
+    sa.Column("exhausted", sa.BigInteger, nullable=False),
+)
+
 # What remains of a job `etl prune` removed: enough for lineage (the warehouse's rows keep
 # their job id) and for counting what was loaded, without attempts, tracebacks or rows.
 pruned_jobs = sa.Table(

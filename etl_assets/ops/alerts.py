@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from etl_assets.config import Settings
@@ -198,18 +199,28 @@ def ledger_figures(
     now: dt.datetime | None = None,
     *,
     metrics: rm.Metrics | None = None,
+    conn: sa.Connection | None = None,
 ) -> Figures:
     """Read the figures of the ledger rules (everything but the daemon heartbeat).
 
     `metrics`, when the caller has read them for this request already, are reused so each
     figure is read once: over the last hour they are all the rules need; over another window
     only the hour's three finished counts are read (their pending and stuck jobs do not
-    depend on the window). Without them, the hour's metrics are read.
+    depend on the window). Without them, the hour's metrics are read. `conn`, a connection
+    the caller holds, is read on instead of a new one from `engine`.
     """
-    stuck_after = int(stuck_after_seconds)
+    if conn is not None:
+        return _ledger_figures(conn, int(stuck_after_seconds), now, metrics)
+    with read_connection(engine) as own:
+        return _ledger_figures(own, int(stuck_after_seconds), now, metrics)
+
+
+def _ledger_figures(
+    conn: sa.Connection, stuck_after: int, now: dt.datetime | None, metrics: rm.Metrics | None
+) -> Figures:
     if metrics is None or metrics.stuck_after_seconds != stuck_after:
-        metrics = rm.metrics(
-            engine,
+        metrics = rm.read_metrics(
+            conn,
             stuck_after_seconds=stuck_after,
             window_seconds=int(WINDOW.total_seconds()),
             recent_failures=0,
@@ -220,9 +231,8 @@ def ledger_figures(
         completed, failed = metrics.completed_in_window, metrics.failed_in_window
         dead_lettered = metrics.dead_lettered_in_window
     else:
-        with read_connection(engine) as conn:
-            since = (now or metrics.generated_at) - WINDOW
-            completed, failed, dead_lettered = rm.finished_in_window(conn, since)
+        since = (now or metrics.generated_at) - WINDOW
+        completed, failed, dead_lettered = rm.finished_in_window(conn, since)
     return Figures(
         finished_last_hour=completed + failed,
         failed_last_hour=failed,

@@ -15,6 +15,7 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,18 +84,32 @@ def readiness(
     instance (default: from DAGSTER_HOME when it is set, else the daemon is not checked);
     `metrics` read for the same request are reused (`alerts.ledger_figures`)."""
     now = now or utcnow()
-    database = _check_database(engine)
-    if not database.ok:
-        return Health(False, 0, [database], [database.detail])
-    schema = _check_schema(engine, migration_dirs)
+    # The Dagster instance first: reading it holds no connection of the ledger's pool.
     factory = instance_factory or default_instance_factory()
     ages, unreadable = _daemon_ages(factory, now)
-    # Without the ledger's tables there are no jobs to look at: only the daemon rule runs.
-    figures = (
-        alerts.ledger_figures(engine, thresholds.stuck_after_seconds, now, metrics=metrics)
-        if schema.ok
-        else alerts.NO_LEDGER_FIGURES
-    )
+    with ExitStack() as stack:
+        # One connection for the database check, the schema's revision and the ledger's
+        # figures: each checkout costs a pre-ping and a rollback, a third of /readyz. The
+        # checkout is the check: the pool pings a kept connection, or opens a new one.
+        try:
+            conn = stack.enter_context(read_connection(engine))
+        except sa.exc.SQLAlchemyError as exc:
+            # The reason goes to the server log only: /readyz is open and must not show it.
+            logger.warning("readiness: the database cannot be reached: %s", exc)
+            database = Check(
+                "database", False, "the database cannot be reached (see the API's log)"
+            )
+            return Health(False, 0, [database], [database.detail])
+        database = Check("database", True, "the database answers")
+        schema = _check_schema(engine, conn, migration_dirs)
+        # Without the ledger's tables there are no jobs to look at: only the daemon rule runs.
+        figures = (
+            alerts.ledger_figures(
+                engine, thresholds.stuck_after_seconds, now, metrics=metrics, conn=conn
+            )
+            if schema.ok
+            else alerts.NO_LEDGER_FIGURES
+        )
     if ages is not None:
         figures = alerts.with_daemon_ages(figures, ages)
     fired = alerts.evaluate_alerts(figures, thresholds)
@@ -140,22 +155,11 @@ def _alert_check(alert: Alert) -> Check:
     return Check(alert.rule, False, alert.message, penalty(alert))
 
 
-def _check_database(engine: Engine) -> Check:
-    try:
-        with read_connection(engine) as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.SQLAlchemyError as exc:
-        # The reason goes to the server log only: /readyz is open and must not show the URL.
-        logger.warning("readiness: the database cannot be reached: %s", exc)
-        return Check("database", False, "the database cannot be reached (see the API's log)")
-    return Check("database", True, "the database answers")
-
-
-def _check_schema(engine: Engine, migration_dirs: Sequence[Path]) -> Check:
+def _check_schema(engine: Engine, conn: sa.Connection, migration_dirs: Sequence[Path]) -> Check:
     from etl_assets import migrations
 
     try:
-        current = _current_revision(engine) or migrations.current_revision(engine)
+        current = _current_revision(conn) or migrations.current_revision(engine)
         head = _head_revision(tuple(migration_dirs))
     except sa.exc.SQLAlchemyError as exc:
         logger.warning("readiness: cannot read the schema revision: %s", exc)
@@ -171,16 +175,17 @@ def _check_schema(engine: Engine, migration_dirs: Sequence[Path]) -> Check:
     return Check("schema", True, f"schema at {head}")
 
 
-def _current_revision(engine: Engine) -> str | None:
+def _current_revision(conn: sa.Connection) -> str | None:
     """The database's revision read straight from alembic's table (one tiny read, where
     alembic's MigrationContext first inspects the catalog); None when it cannot be read that
-    way (never migrated), for alembic's own answer to decide."""
+    way (never migrated), for alembic's own answer to decide. A failed read is rolled
+    back, so `conn` stays usable (PostgreSQL refuses anything else in a failed transaction)."""
     try:
-        with read_connection(engine) as conn:
-            rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version")
-            heads: list[str] = list(rows.scalars())
-            return ",".join(sorted(heads)) or None
+        rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version")
+        heads: list[str] = list(rows.scalars())
+        return ",".join(sorted(heads)) or None
     except sa.exc.DBAPIError:
+        conn.rollback()
         return None
 
 

@@ -12,10 +12,10 @@ from sqlalchemy.engine import Engine
 
 from etl_assets.db import read_connection, utcnow
 from etl_assets.ledger.models import AttemptOutcome, JobStatus
-from etl_assets.ledger.schema import job_attempts, jobs
+from etl_assets.ledger.schema import job_attempts, job_finished_minutes, jobs
 from etl_assets.ops.read_model.common import _bucket, _check_page, _epoch
 from etl_assets.ops.read_model.jobs import progress_of
-from etl_assets.ops.read_model.metrics import status_counts
+from etl_assets.ops.read_model.metrics import minute_split, status_counts
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,11 @@ def _work_rate(rows: float, work_seconds: float, completed: int) -> float | None
 def _add_job_buckets(
     conn: sa.Connection, acc: dict[int, dict[str, float]], since: dt.datetime, width: int
 ) -> None:
+    # Buckets of whole minutes start on a minute (`since` is a multiple of the width): the
+    # trigger-kept minutes hold them exactly, ~1,440 rows a day instead of each job.
+    if minute_split(conn, since) == since and width % 60 == 0:
+        _add_minute_buckets(conn, acc, since, width)
+        return
     done = _bucket(conn, jobs.c.completed_at, width).label("bucket")
     # Seconds each job ran; every column is in ix_jobs_completed_figures.
     ran = sa.func.coalesce(_epoch(conn, jobs.c.completed_at) - _epoch(conn, jobs.c.started_at), 0)
@@ -223,6 +228,33 @@ def _add_job_buckets(
     ):
         if int(r.bucket) in acc:
             acc[int(r.bucket)]["failed"] += int(r.n)
+
+
+def _add_minute_buckets(
+    conn: sa.Connection, acc: dict[int, dict[str, float]], since: dt.datetime, width: int
+) -> None:
+    m = job_finished_minutes.c
+    bucket = _bucket(conn, m.minute, width).label("bucket")
+    completed = m.status == JobStatus.COMPLETED.value
+    # One row per bucket (the statuses as filtered sums): half the rows to fetch.
+    stmt = (
+        sa.select(
+            bucket,
+            sa.func.sum(m.jobs).filter(completed).label("completed"),
+            sa.func.sum(m.rows_loaded).filter(completed).label("rows"),
+            sa.func.sum(m.work_ms).filter(completed).label("work_ms"),
+            sa.func.sum(m.jobs).filter(m.status == JobStatus.FAILED.value).label("failed"),
+        )
+        .where(m.minute >= since)
+        .group_by(bucket)
+    )
+    for r in conn.execute(stmt):
+        figures = acc.get(int(r.bucket))
+        if figures is not None:
+            figures["completed"] += int(r.completed or 0)
+            figures["rows"] += int(r.rows or 0)
+            figures["work"] += max(int(r.work_ms or 0) / 1000, 0.0)
+            figures["failed"] += int(r.failed or 0)
 
 
 def _add_attempt_buckets(

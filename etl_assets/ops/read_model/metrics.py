@@ -5,15 +5,18 @@ depth, stuck jobs and recent failures (`metrics`, the API's /v1/metrics and `etl
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from etl_assets.db import read_connection, utcnow
+from etl_assets.db import UTCDateTime, is_postgres, read_connection, utcnow
 from etl_assets.ledger.models import ErrorType, JobStatus
 from etl_assets.ledger.quarantine import RowStatus
 from etl_assets.ledger.schema import (
+    job_finished_minutes,
     job_retry_totals,
     job_status_counts,
     jobs,
@@ -118,45 +121,192 @@ def metrics(
 
     Every figure is read from a trigger-kept count or an index, never a scan of the ledger:
     the counts from `job_status_counts` and `quarantined_row_counts`, the window's figures
-    from `ix_jobs_completed_figures`, the retries from the retried jobs' partial index.
+    from `job_finished_minutes` (on SQLite from `ix_jobs_completed_figures`), the retries
+    from the retried jobs' partial index.
     """
+    with read_connection(engine) as conn:
+        return read_metrics(
+            conn,
+            stuck_after_seconds=stuck_after_seconds,
+            window_seconds=window_seconds,
+            recent_failures=recent_failures,
+            dagster_ui_url=dagster_ui_url,
+            now=now,
+        )
+
+
+def read_metrics(
+    conn: sa.Connection,
+    *,
+    stuck_after_seconds: int,
+    window_seconds: int = 24 * 3600,
+    recent_failures: int = 10,
+    dagster_ui_url: str | None = DEFAULT_DAGSTER_UI_URL,
+    now: dt.datetime | None = None,
+) -> Metrics:
+    """`metrics` on a connection the caller holds (readiness reads its schema check and the
+    metrics on one). Four statements: every single figure in one, then the queue depth, the
+    stuck jobs and the recent failures (none when `recent_failures` is 0)."""
     now = now or utcnow()
     since = now - dt.timedelta(seconds=window_seconds)
-    with read_connection(engine) as conn:
-        counts = status_counts(conn)
-        retry = _retry_stats(conn, sum(counts.values()))
-        completed, rows_loaded, avg_duration = _completed_in_window(conn, since)
-        failed, dead_lettered = failed_in_window(conn, since)
-        depth = _queue_depth(conn, now)
-        stuck = _stuck_jobs(conn, now, stuck_after_seconds, dagster_ui_url)
-        failures = (
-            _recent_failures(conn, recent_failures, dagster_ui_url) if recent_failures else []
-        )
-        open_rows = conn.execute(
-            sa.select(quarantined_row_counts.c.rows).where(
-                quarantined_row_counts.c.status == RowStatus.QUARANTINED.value
-            )
-        ).scalar()
+    row = conn.execute(
+        _built(conn, "figures", _figures_statement), _window_params(conn, since)
+    ).one()
+    counts = {s.value: int(getattr(row, f"n_{s.value}")) for s in JobStatus}
+    total_jobs = sum(counts.values())
+    completed = int(row.j_completed) + int(row.m_completed)
+    failed = int(row.j_failed) + int(row.m_failed)
+    timed = int(row.j_timed) + int(row.m_timed)
+    work_seconds = float(row.j_work) + int(row.m_work_ms) / 1000
+    depth = _queue_depth(conn, now)
+    stuck = _stuck_jobs(conn, now, stuck_after_seconds, dagster_ui_url)
+    failures = _recent_failures(conn, recent_failures, dagster_ui_url) if recent_failures else []
+    total_retries = int(row.total_retries)
     return Metrics(
         generated_at=now,
         window_seconds=window_seconds,
         counts_by_status=counts,
-        total_jobs=sum(counts.values()),
-        retry=retry,
+        total_jobs=total_jobs,
+        retry=RetryStats(
+            jobs_retried=int(row.jobs_retried),
+            total_retries=total_retries,
+            avg_retries_per_job=round(total_retries / total_jobs, 3) if total_jobs else 0.0,
+            max_retries=int(row.max_retries or 0),
+        ),
         completed_in_window=completed,
         failed_in_window=failed,
         failure_rate=_rate(failed, completed),
         failure_rate_all_time=_rate(counts["failed"], counts["completed"]),
-        avg_duration_seconds=avg_duration,
-        rows_loaded_in_window=rows_loaded,
+        avg_duration_seconds=round(work_seconds / timed, 3) if timed else None,
+        rows_loaded_in_window=int(row.j_rows) + int(row.m_rows),
         pending_total=sum(d.pending for d in depth),
         queue_depth=depth,
         stuck_after_seconds=stuck_after_seconds,
         stuck_jobs=stuck,
         recent_failures=failures,
-        quarantined_rows_open=int(open_rows or 0),
-        dead_lettered_in_window=dead_lettered,
+        quarantined_rows_open=int(row.open_rows),
+        dead_lettered_in_window=int(row.j_exhausted) + int(row.m_exhausted),
     )
+
+
+# Time bounds as bind parameters, so each statement is built once per dialect (`_built`):
+# building these statements cost about as much as running them.
+_SINCE = sa.bindparam("since", type_=UTCDateTime)
+_SPLIT = sa.bindparam("split", type_=UTCDateTime)
+_NOW = sa.bindparam("now", type_=UTCDateTime)
+_STALE_BEFORE = sa.bindparam("stale_before", type_=UTCDateTime)
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _built(conn: sa.Connection, name: str, build: Callable[[sa.Connection], Any]) -> Any:
+    """The statement `build` makes for this connection's dialect, built on first use."""
+    key = (name, conn.dialect.name)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = _STATEMENTS[key] = build(conn)
+    return statement
+
+
+def _window_params(conn: sa.Connection, since: dt.datetime) -> dict[str, dt.datetime]:
+    split = minute_split(conn, since)
+    return {"since": since} if split is None else {"since": since, "split": split}
+
+
+def _figures_statement(conn: sa.Connection) -> sa.Select[tuple[object, ...]]:
+    """One row of every single figure: one-row aggregates over the counts tables, the top
+    entry of ix_jobs_retry_count, the window's finished jobs (`_window_figures`: the kept
+    minutes, and the jobs of the window's first part-minute off ix_jobs_completed_figures
+    and ix_jobs_status_completed), joined on true. One statement instead of six: at a few
+    hundred microseconds a round trip, the round trips were most of what the hour's metrics
+    cost."""
+    c = job_status_counts.c
+    counts = sa.select(
+        *(
+            sa.func.coalesce(sa.func.sum(c.jobs).filter(c.status == s.value), 0).label(
+                f"n_{s.value}"
+            )
+            for s in JobStatus
+        )
+    ).subquery("counts")
+    t = job_retry_totals.c
+    # Aggregates, so a missing row (after a TRUNCATE) still gives one row of zeros.
+    retries = (
+        sa.select(
+            sa.func.coalesce(sa.func.max(t.jobs_retried), 0).label("jobs_retried"),
+            sa.func.coalesce(sa.func.max(t.total_retries), 0).label("total_retries"),
+        )
+        .where(t.id == 1)
+        .subquery("retries")
+    )
+    most = (
+        sa.select(sa.func.max(jobs.c.retry_count).label("max_retries"))
+        .where(jobs.c.retry_count > 0)
+        .subquery("most")
+    )
+    window = _window_figures(conn)
+    q = quarantined_row_counts.c
+    open_rows = (
+        sa.select(sa.func.coalesce(sa.func.sum(q.rows), 0).label("open_rows"))
+        .where(q.status == RowStatus.QUARANTINED.value)
+        .subquery("open_rows")
+    )
+    return _joined([counts, retries, most, *window, open_rows])
+
+
+def minute_split(conn: sa.Connection, since: dt.datetime) -> dt.datetime | None:
+    """Where the trigger-kept minutes of `job_finished_minutes` take over from the jobs
+    themselves for a window from `since`: its first whole minute on PostgreSQL (the jobs
+    before it, under a minute of them, are read from the ledger's index), None on SQLite
+    (no minutes kept: the whole window is read from the jobs)."""
+    if not is_postgres(conn):
+        return None
+    minute = since.replace(second=0, microsecond=0)
+    return minute if minute == since else minute + dt.timedelta(minutes=1)
+
+
+def _window_figures(conn: sa.Connection) -> list[sa.Subquery]:
+    """One-row subqueries of the window's finished jobs: the kept minutes from the split on
+    (`m_*`), and the jobs from `since` up to it (`j_*`; the whole window on SQLite). The
+    bounds are the parameters `since` and `split` (`_window_params`)."""
+    kept = is_postgres(conn)
+    in_head = [jobs.c.completed_at >= _SINCE]
+    if kept:
+        in_head.append(jobs.c.completed_at < _SPLIT)
+    duration = _epoch(conn, jobs.c.completed_at) - _epoch(conn, jobs.c.started_at)
+    completed = jobs.c.status == JobStatus.COMPLETED.value
+    head_completed = sa.select(
+        sa.func.count().label("j_completed"),
+        sa.func.coalesce(sa.func.sum(jobs.c.rows_loaded), 0).label("j_rows"),
+        sa.func.count(jobs.c.started_at).label("j_timed"),
+        sa.func.coalesce(sa.func.sum(duration), 0.0).label("j_work"),
+    ).where(completed, *in_head)
+    # A failed job's completed_at is when it failed, so ix_jobs_status_completed holds them.
+    exhausted = jobs.c.error_type == ErrorType.TRANSIENT_EXHAUSTED.value
+    head_failed = sa.select(
+        sa.func.count().label("j_failed"), sa.func.count().filter(exhausted).label("j_exhausted")
+    ).where(jobs.c.status == JobStatus.FAILED.value, *in_head)
+    m = job_finished_minutes.c
+    is_completed = m.status == JobStatus.COMPLETED.value
+    is_failed = m.status == JobStatus.FAILED.value
+
+    def total(column: sa.ColumnElement[int], where: sa.ColumnElement[bool], name: str) -> Any:
+        return sa.func.coalesce(sa.func.sum(column).filter(where), 0).label(name)
+
+    minutes = sa.select(
+        total(m.jobs, is_completed, "m_completed"),
+        total(m.rows_loaded, is_completed, "m_rows"),
+        total(m.timed_jobs, is_completed, "m_timed"),
+        total(m.work_ms, is_completed, "m_work_ms"),
+        total(m.jobs, is_failed, "m_failed"),
+        total(m.exhausted, is_failed, "m_exhausted"),
+    )
+    # On SQLite no minute is kept, and none is read: the jobs are the whole window.
+    minutes = minutes.where(m.minute >= _SPLIT) if kept else minutes.where(sa.false())
+    return [
+        head_completed.subquery("head_completed"),
+        head_failed.subquery("head_failed"),
+        minutes.subquery("minutes"),
+    ]
 
 
 def status_counts(conn: sa.Connection) -> dict[str, int]:
@@ -169,60 +319,38 @@ def status_counts(conn: sa.Connection) -> dict[str, int]:
 
 
 def finished_in_window(conn: sa.Connection, since: dt.datetime) -> tuple[int, int, int]:
-    """(jobs completed, failed, and failed out of attempts since `since`): three counts off
-    the (status, completed_at) indexes, for the alert rules' hour when the metrics' window
-    is another."""
-    completed = sa.select(sa.func.count()).where(
-        jobs.c.status == JobStatus.COMPLETED.value, jobs.c.completed_at >= since
-    )
-    failed, exhausted = failed_in_window(conn, since)
-    return int(conn.execute(completed).scalar_one()), failed, exhausted
-
-
-def failed_in_window(conn: sa.Connection, since: dt.datetime) -> tuple[int, int]:
-    """(jobs failed since `since`, of which ran out of attempts): a failed job's completed_at
-    is when it failed, so `ix_jobs_status_completed` holds the window."""
-    exhausted = jobs.c.error_type == ErrorType.TRANSIENT_EXHAUSTED.value
-    row = conn.execute(
-        sa.select(
-            sa.func.count().label("failed"), sa.func.count().filter(exhausted).label("exhausted")
-        ).where(jobs.c.status == JobStatus.FAILED.value, jobs.c.completed_at >= since)
-    ).one()
-    return int(row.failed), int(row.exhausted)
-
-
-def _retry_stats(conn: sa.Connection, jobs_count: int) -> RetryStats:
-    # Totals from the trigger-kept row (none after a TRUNCATE: zeros); the most retries from
-    # the top entry of the retried jobs' partial index ix_jobs_retry_count.
-    totals = conn.execute(sa.select(job_retry_totals).where(job_retry_totals.c.id == 1)).first()
-    retried, total = (int(totals.jobs_retried), int(totals.total_retries)) if totals else (0, 0)
-    most = conn.execute(
-        sa.select(sa.func.max(jobs.c.retry_count)).where(jobs.c.retry_count > 0)
-    ).scalar()
-    return RetryStats(
-        jobs_retried=retried,
-        total_retries=total,
-        avg_retries_per_job=round(total / jobs_count, 3) if jobs_count else 0.0,
-        max_retries=int(most or 0),
+    """(jobs completed, failed, and failed out of attempts since `since`), in one statement
+    (the kept minutes and the jobs before the first of them): the alert rules' hour when
+    the metrics' window is another."""
+    statement = _built(conn, "finished", lambda c: _joined(_window_figures(c)))
+    row = conn.execute(statement, _window_params(conn, since)).one()
+    return (
+        int(row.j_completed) + int(row.m_completed),
+        int(row.j_failed) + int(row.m_failed),
+        int(row.j_exhausted) + int(row.m_exhausted),
     )
 
 
-def _completed_in_window(conn: sa.Connection, since: dt.datetime) -> tuple[int, int, float | None]:
-    duration = _epoch(conn, jobs.c.completed_at) - _epoch(conn, jobs.c.started_at)
-    row = conn.execute(
-        sa.select(
-            sa.func.count().label("n"),
-            sa.func.coalesce(sa.func.sum(jobs.c.rows_loaded), 0).label("rows"),
-            sa.func.avg(duration).label("avg_duration"),
-        ).where(jobs.c.status == JobStatus.COMPLETED.value, jobs.c.completed_at >= since)
-    ).one()
-    avg = None if row.avg_duration is None else round(float(row.avg_duration), 3)
-    return int(row.n), int(row.rows), avg
+def _joined(parts: list[sa.Subquery]) -> sa.Select[tuple[object, ...]]:
+    """The one row of one-row subqueries joined on true (a statement, not a round trip,
+    each)."""
+    joined: sa.FromClause = parts[0]
+    for part in parts[1:]:
+        joined = joined.join(part, sa.true())
+    return sa.select(*(column for part in parts for column in part.c)).select_from(joined)
 
 
 def _queue_depth(conn: sa.Connection, now: dt.datetime) -> list[QueueDepth]:
-    due = sa.or_(jobs.c.next_attempt_at.is_(None), jobs.c.next_attempt_at <= now)
-    stmt = (
+    stmt = _built(conn, "queue_depth", lambda _: _queue_depth_statement())
+    return [
+        QueueDepth(int(r.priority), int(r.pending), int(r.due))
+        for r in conn.execute(stmt, {"now": now})
+    ]
+
+
+def _queue_depth_statement() -> sa.Select[tuple[int, int, int]]:
+    due = sa.or_(jobs.c.next_attempt_at.is_(None), jobs.c.next_attempt_at <= _NOW)
+    return (
         sa.select(
             jobs.c.priority,
             sa.func.count().label("pending"),
@@ -232,10 +360,11 @@ def _queue_depth(conn: sa.Connection, now: dt.datetime) -> list[QueueDepth]:
         .group_by(jobs.c.priority)
         .order_by(jobs.c.priority.desc())
     )
-    return [QueueDepth(int(r.priority), int(r.pending), int(r.due)) for r in conn.execute(stmt)]
 
 
-def stuck_condition(stale_before: dt.datetime) -> sa.ColumnElement[bool]:
+def stuck_condition(
+    stale_before: dt.datetime | sa.BindParameter[dt.datetime],
+) -> sa.ColumnElement[bool]:
     """Processing, no heartbeat since `stale_before`, and no retry scheduled after it: the
     same test as the reaper's (`recovery.is_stale`)."""
     heartbeat = sa.func.coalesce(jobs.c.last_heartbeat_at, jobs.c.updated_at)
@@ -250,12 +379,7 @@ def _stuck_jobs(
     conn: sa.Connection, now: dt.datetime, stuck_after_seconds: int, dagster_ui_url: str | None
 ) -> list[StuckJob]:
     stale_before = now - dt.timedelta(seconds=stuck_after_seconds)
-    stmt = (
-        sa.select(jobs)
-        .where(stuck_condition(stale_before))
-        .order_by(jobs.c.last_heartbeat_at.asc().nulls_first(), jobs.c.job_id)
-        .limit(100)
-    )
+    stmt = _built(conn, "stuck", lambda _: _stuck_statement())
     return [
         StuckJob(
             job_id=r["job_id"],
@@ -266,19 +390,36 @@ def _stuck_jobs(
             heartbeat_age_seconds=_seconds(now, r["last_heartbeat_at"] or r["updated_at"]) or 0.0,
             dagster_run_url=run_url(dagster_ui_url, r["run_id"]),
         )
-        for r in conn.execute(stmt).mappings()
+        for r in conn.execute(stmt, {"stale_before": stale_before}).mappings()
     ]
+
+
+def _stuck_statement() -> sa.Select[tuple[object, ...]]:
+    # The columns shown, not the whole row (tracebacks, checkpoints and metrics are JSON).
+    c = jobs.c
+    return (
+        sa.select(c.job_id, c.title, c.run_id, c.attempts, c.last_heartbeat_at, c.updated_at)
+        .where(stuck_condition(_STALE_BEFORE))
+        .order_by(c.last_heartbeat_at.asc().nulls_first(), c.job_id)
+        .limit(100)
+    )
 
 
 def _recent_failures(
     conn: sa.Connection, limit: int, dagster_ui_url: str | None
 ) -> list[RecentFailure]:
-    stmt = (
-        sa.select(jobs)
-        .where(jobs.c.status == JobStatus.FAILED.value)
-        .order_by(jobs.c.completed_at.desc(), jobs.c.job_id.desc())
-        .limit(limit)
-    )
+    c = jobs.c
+    stmt = _built(
+        conn,
+        f"recent_failures_{limit}",
+        lambda _: sa.select(
+            c.job_id, c.title, c.dataset, c.error_type, c.error_message, c.completed_at,
+            c.updated_at, c.attempts, c.retry_count, c.run_id,
+        )
+        .where(c.status == JobStatus.FAILED.value)
+        .order_by(c.completed_at.desc(), c.job_id.desc())
+        .limit(limit),
+    )  # fmt: skip
     return [
         RecentFailure(
             job_id=r["job_id"],
