@@ -43,8 +43,9 @@ def test_a_line_in_two_files_is_loaded_once_and_the_later_job_wins(platform: Pla
         ).all()
     repeated = {(o, s): (j, q) for o, s, j, q in held if (o, s) in keys}
     # The corrected lines: B's values and lineage. The unchanged ones: not rewritten, A's.
+    unchanged = first["quantity"].iloc[3:6]
     assert repeated == {
         **{key: (job_b.job_id, int(q)) for key, q in zip(keys[:3], corrected, strict=True)},
-        **{key: (job_a.job_id, int(q)) for key, q in zip(keys[3:], first["quantity"][3:6])},
+        **{key: (job_a.job_id, int(q)) for key, q in zip(keys[3:], unchanged, strict=True)},
     }
     assert platform.facts(job_a.job_id) == 27
