@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import signal
@@ -429,3 +430,53 @@ def test_etl_cancel_terminates_the_running_run(
     assert f"run {run.run_id}: termination requested" in result.output
     assert platform.ledger.get(job.job_id).status is JobStatus.CANCELLED
     assert instance.get_run_by_id(run.run_id).status in (S.CANCELING, S.CANCELED)
+
+
+def started_batch_run(platform: Platform, instance: dg.DagsterInstance) -> tuple[list[Job], str]:
+    """Two small jobs claimed into one batch run that has started (each job attached)."""
+    batched = dataclasses.replace(platform.settings, jobs_per_run=5)
+    platform.daemon.defs = build_definitions(batched)
+    jobs_ = [platform.submit(f"b{n}.csv", rows=10, seed=n) for n in range(2)]
+    [request] = platform.daemon.tick("dispatch_sensor")
+    assert request.job_name == BATCH_JOB
+    run = instance.create_run_for_job(
+        platform.daemon.defs.resolve_job_def(BATCH_JOB),
+        run_config=request.run_config,
+        tags=dict(request.tags),
+        status=S.STARTED,
+    )
+    for job in jobs_:
+        platform.ledger.begin_run(job.job_id, run.run_id)
+    return jobs_, run.run_id
+
+
+def test_etl_cancel_leaves_a_batch_run_running_for_its_other_jobs(
+    platform: Platform, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Terminating a batch run would stop every job in it: only the cancelled job leaves."""
+    from click.testing import CliRunner
+
+    from etl_assets.cli import main
+
+    (cancelled, other), run_id = started_batch_run(platform, instance)
+    monkeypatch.setenv("DATABASE_URL", platform.settings.database_url)
+    monkeypatch.setenv("DAGSTER_HOME", instance.root_directory)
+
+    result = CliRunner().invoke(main, ["cancel", cancelled.job_id])
+
+    assert result.exit_code == 0, result.output
+    assert f"run {run_id}: a batch run; the job leaves it at its next heartbeat" in result.output
+    assert instance.get_run_by_id(run_id).status is S.STARTED  # not asked to terminate
+    assert platform.ledger.get(cancelled.job_id).status is JobStatus.CANCELLED
+    assert platform.ledger.get(other.job_id).status is JobStatus.PROCESSING
+
+
+def test_the_reaper_takes_a_hung_job_out_of_a_batch_run_without_terminating_it(
+    platform: Platform, instance: dg.DagsterInstance
+) -> None:
+    (hung, other), run_id = started_batch_run(platform, instance)
+    make_stale(platform.ledger, hung.job_id)
+    reap(platform)
+    assert platform.ledger.get(hung.job_id).status is JobStatus.PENDING
+    assert platform.ledger.get(other.job_id).status is JobStatus.PROCESSING
+    assert instance.get_run_by_id(run_id).status is S.STARTED
