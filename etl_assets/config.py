@@ -70,6 +70,12 @@ class Settings:
         "Longest field the CSV reader takes at all (usually reached by an unterminated "
         "quote); a longer one fails the job (permanent), naming its line.",
     )
+    csv_max_line_chars: int = _setting(
+        2_000_000,
+        "Longest record the CSV reader takes at all (a line, or the lines of one quoted "
+        "record), counted in bytes as it reads: a longer one fails the job (permanent), "
+        "naming its line, before it is held in memory. Never below CSV_MAX_FIELD_CHARS.",
+    )
     retry_max_attempts: int = _setting(3, "Attempts a job gets in all before it is dead-lettered.")
     max_concurrent_jobs: int = _setting(4, "Runs Dagster's run queue lets run at once.")
     job_timeout_minutes: float = _setting(
