@@ -70,9 +70,19 @@ class Settings:
         "Longest field the CSV reader takes at all (usually reached by an unterminated "
         "quote); a longer one fails the job (permanent), naming its line.",
     )
+    csv_max_line_chars: int = _setting(
+        2_000_000,
+        "Longest record the CSV reader takes at all (a line, or the lines of one quoted "
+        "record), counted in bytes as it reads: a longer one fails the job (permanent), "
+        "naming its line, before it is held in memory. Never below CSV_MAX_FIELD_CHARS.",
+    )
     retry_max_attempts: int = _setting(3, "Attempts a job gets in all before it is dead-lettered.")
     max_concurrent_jobs: int = _setting(4, "Runs Dagster's run queue lets run at once.")
-    job_timeout_minutes: int = _setting(60, "Longest a run may take before Dagster stops it.")
+    job_timeout_minutes: float = _setting(
+        60.0,
+        "Longest a run may take before Dagster's run monitoring stops it; fractions are "
+        "allowed (0.05 is 3 s, for tests), rounded to whole seconds, at least 1.",
+    )
     heartbeat_seconds: float = _setting(30.0, "How often a running job refreshes its heartbeat.")
     stuck_after_seconds: int = _setting(
         300, "Heartbeat age after which the reaper treats a processing job as stuck."
@@ -195,6 +205,12 @@ class Settings:
             inbox_dir=self.inbox_dir or str(data / "inbox"),
             staging_dir=self.staging_dir or str(data / "staging"),
         )
+
+    @property
+    def job_timeout_seconds(self) -> int:
+        """JOB_TIMEOUT_MINUTES as the whole seconds Dagster's `max_runtime_seconds` takes
+        (an int there); never 0, which Dagster reads as no limit at all."""
+        return max(1, round(self.job_timeout_minutes * 60))
 
     @property
     def dataset_module_names(self) -> list[str]:

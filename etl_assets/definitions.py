@@ -48,6 +48,10 @@ def build_resources(settings: Settings) -> dict[str, object]:
         backoff_max_seconds=settings.backoff_max_seconds,
         backoff_jitter=settings.backoff_jitter,
         max_in_run_wait_seconds=settings.stuck_after_seconds,
+        csv_max_columns=settings.csv_max_columns,
+        csv_max_cell_chars=settings.csv_max_cell_chars,
+        csv_max_field_chars=settings.csv_max_field_chars,
+        csv_max_line_chars=settings.csv_max_line_chars,
     )
     return {
         "ledger": ledger,

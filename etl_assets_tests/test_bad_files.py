@@ -4,11 +4,14 @@ cause; a cell over the configured limit only quarantines its row, with a bounded
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import dagster as dg
 import pytest
-from conftest import Platform
+from conftest import Platform, platform_for
 
+from etl_assets.config import Settings
 from etl_assets.ledger import ErrorType, JobStatus
 
 HEADER = "order_id,order_date,customer_id,sku,quantity,unit_price,currency,store_id"
@@ -17,6 +20,14 @@ ROW = "O{n},2024-01-05,C1,SKU-{n:04d},1,2.50,EUR,S1"  # SKU-0001 .. exist
 
 def rows(n: int) -> str:
     return "".join(ROW.format(n=i) + "\n" for i in range(1, n + 1))
+
+
+def limited(
+    settings: Settings, instance: dg.DagsterInstance, tmp_path: Path, **limits: int
+) -> Platform:
+    """The platform with small CSV limits in its settings: the run takes them from its
+    pipeline resource, never from the environment."""
+    return platform_for(dataclasses.replace(settings, **limits), instance, tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -45,6 +56,12 @@ def rows(n: int) -> str:
             id="field-over-the-reader-limit",
         ),
         pytest.param(
+            HEADER + "\n" + rows(2) + 'O9,2024-01-05,C1,"SKU' + "x" * 9000 + '",1,2,EUR,S1\n',
+            "line 4",
+            "CSV_MAX_LINE_CHARS",
+            id="record-over-the-line-limit",
+        ),
+        pytest.param(
             HEADER + "," + ",".join(f"extra{i}" for i in range(40)) + "\n" + rows(1),
             "line 1",
             "CSV_MAX_COLUMNS",
@@ -56,16 +73,20 @@ def rows(n: int) -> str:
     ],
 )
 def test_a_file_that_ends_wrong_fails_at_once_naming_file_line_and_cause(
-    platform: Platform,
+    settings: Settings,
+    instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     content: str,
     line: str,
     cause: str,
 ) -> None:
-    monkeypatch.setenv("CSV_MAX_COLUMNS", "20")
-    monkeypatch.setenv("CSV_MAX_CELL_CHARS", "100")
-    monkeypatch.setenv("CSV_MAX_FIELD_CHARS", "1000")
+    platform = limited(
+        settings, instance, tmp_path,
+        csv_max_columns=20, csv_max_cell_chars=100, csv_max_field_chars=1000,
+        csv_max_line_chars=5000,
+    )  # fmt: skip
+    monkeypatch.setenv("CSV_MAX_LINE_CHARS", "999999999")  # not read by the run
     path = tmp_path / "in" / "orders-2024.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     encoding = "latin-1" if "\xe9" in content else "utf-8"
@@ -84,10 +105,11 @@ def test_a_file_that_ends_wrong_fails_at_once_naming_file_line_and_cause(
 
 
 def test_a_cell_over_the_limit_quarantines_its_row_with_a_bounded_prefix(
-    platform: Platform, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    settings: Settings, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("CSV_MAX_CELL_CHARS", "300")
-    monkeypatch.setenv("CSV_MAX_FIELD_CHARS", "100000")
+    platform = limited(
+        settings, instance, tmp_path, csv_max_cell_chars=300, csv_max_field_chars=100_000
+    )
     huge = "x" * 50_000
     path = tmp_path / "in" / "long-cell.csv"
     path.parent.mkdir(parents=True, exist_ok=True)

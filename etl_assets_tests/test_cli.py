@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import SETTING_NAMES
 
 from etl_assets.cli import main
 from etl_assets.datasets.samples import sales_frame, write_sales_csv
@@ -86,6 +87,24 @@ def test_a_bad_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(main, ["config"])
     assert result.exit_code == 1
     assert result.output.strip() == "Error: setting BATCH_SIZE='many' is not a valid int"
+
+
+def test_a_bad_setting_is_one_line_from_the_installed_command(tmp_path: Path) -> None:
+    """The same through a real process, as an operator types `BATCH_SIZE=many etl config`:
+    one line on stderr, nothing on stdout, exit status 1 (no traceback)."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k.upper() not in SETTING_NAMES}
+    env |= {"BATCH_SIZE": "many", "PYTHONPATH": str(repo), "DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "etl_assets.cli", "config"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.splitlines() == ["Error: setting BATCH_SIZE='many' is not a valid int"]
 
 
 def test_dagster_home_fills_in_the_settings(

@@ -38,8 +38,15 @@ def etl(
 
 
 @pytest.fixture
-def ids(engine: sa.Engine) -> dict[str, str]:
-    return seed_ledger(engine, utcnow().replace(microsecond=0))
+def seeded_at() -> dt.datetime:
+    """The `now` the seed's times are relative to: cutoffs are computed from it, never from
+    the live clock, which moves on while a loaded machine runs the test."""
+    return utcnow().replace(microsecond=0)
+
+
+@pytest.fixture
+def ids(engine: sa.Engine, seeded_at: dt.datetime) -> dict[str, str]:
+    return seed_ledger(engine, seeded_at)
 
 
 def run_json(etl: CliRunner, *args: str) -> Any:
@@ -259,7 +266,7 @@ def test_doctor_fails_on_a_bad_setting_or_an_api_that_is_down(
 
 
 def test_failed_rows_list_filters_by_dataset_and_dates_and_sorts(
-    etl: CliRunner, ids: dict[str, str]
+    etl: CliRunner, ids: dict[str, str], seeded_at: dt.datetime
 ) -> None:
     def listed(*args: str) -> list[tuple[str, int]]:
         rows = run_json(etl, "failed-rows", "list", *args)
@@ -270,7 +277,7 @@ def test_failed_rows_list_filters_by_dataset_and_dates_and_sorts(
     assert sorted(listed("--sort", "job_id")) == sorted([(a, 2), (a, 3), (c, 5)])
     assert listed("--job", a, "--status", "all", "--sort", "created_at") == [(a, 2), (a, 3), (a, 4)]
     assert listed("--dataset", "invoices") == []
-    cutoff = f"{utcnow() - dt.timedelta(minutes=57, seconds=30):%Y-%m-%d %H:%M:%S}"
+    cutoff = f"{seeded_at - dt.timedelta(minutes=57, seconds=30):%Y-%m-%d %H:%M:%S}"
     assert listed("--until", cutoff) == [(a, 2)]
     assert listed("--since", cutoff) == [(c, 5), (a, 3)]
 

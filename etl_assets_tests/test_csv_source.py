@@ -115,3 +115,54 @@ def test_unreadable_content_names_its_line(tmp_path: Path, text: str, message: s
     with pytest.raises(PermanentError, match=rf"^orders\.csv: {message}"):
         columns = read_header(path, SALES.required_columns, "orders.csv", limits)
         list(read_chunks(path, columns, 10, "orders.csv", limits))
+
+
+def test_an_over_long_record_is_refused_while_it_is_read_not_after(tmp_path: Path) -> None:
+    """An 8 MB cell (or an unclosed quote swallowing the rest of the file) is refused once
+    CSV_MAX_LINE_CHARS bytes of it are read: the reader never holds it whole."""
+    import tracemalloc
+
+    limits = CsvLimits(max_cell_chars=100, max_field_chars=1000, max_line_chars=10_000)
+    cell = "x" * 8_000_000
+    for name, text in (
+        ("cell.csv", HEADER + "\n" + rows(3) + f'O9,2024-01-05,C1,"{cell}",1,2,EUR,S1\n'),
+        ("quote.csv", HEADER + "\n" + rows(3) + 'O9,2024-01-05,"C1\n' + rows(200_000)),
+        ("header.csv", HEADER + ",x" * 10_000 + "\n" + rows(1)),
+    ):
+        path = write(tmp_path, text, name)
+        tracemalloc.start()
+        try:
+            with pytest.raises(PermanentError, match=r"CSV_MAX_LINE_CHARS \(10000\)") as refused:
+                columns = read_header(path, SALES.required_columns, name, limits)
+                list(read_chunks(path, columns, 1000, name, limits))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        # The NUL scan reads 1 MB blocks; a reader holding the cell would need 8 MB.
+        assert peak < 4_000_000, (name, peak)
+        expected_line = "line 1" if name == "header.csv" else "line 5"
+        assert str(refused.value).startswith(f"{name}: {expected_line}: a record longer")
+
+
+def test_records_end_at_line_breaks_outside_quotes_whatever_the_read_size(tmp_path: Path) -> None:
+    """Quoted line breaks, escaped quotes and CRLF do not end a record; with the record limit
+    just above the longest record, every read size reads the file unchanged."""
+    record = (
+        'O{n},2024-01-05,"C ""{n}""\r\nof the second line of a name",SKU-{n:04d},1,2.50,EUR,S1\r\n'
+    )
+    text = HEADER + "\r\n" + "".join(record.format(n=i) for i in range(200))
+    path = write(tmp_path, text)
+    # Records 100..199, up to the line break that ends them (CR: the LF starts the next);
+    # the header is shorter.
+    longest = len(record.format(n=199)) - 1
+    assert longest > len(HEADER) + 2
+    for limit in (longest, longest + 7, 4096):
+        limits = CsvLimits(max_field_chars=60, max_line_chars=limit)
+        columns = read_header(path, SALES.required_columns, "in.csv", limits)
+        [chunk] = list(read_chunks(path, columns, 1000, "in.csv", limits))
+        assert chunk.frame["customer_id"].iat[199] == 'C "199"\r\nof the second line of a name'
+        assert len(chunk.frame) == 200
+    # Record 100 is the first as long as the longest: it starts on physical line 202.
+    shorter = CsvLimits(max_field_chars=60, max_line_chars=longest - 1)
+    with pytest.raises(PermanentError, match=r"in\.csv: line 202: a record longer"):
+        list(read_chunks(path, columns, 1000, "in.csv", shorter))

@@ -10,12 +10,13 @@ rows in = loaded + quarantined + duplicate. Bounded: few examples, no deadline p
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import Platform
+from conftest import Platform, platform_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -136,9 +137,16 @@ _names = itertools.count()
 def test_a_generated_file_through_the_pipeline_ends_right(
     platform: Platform, monkeypatch: pytest.MonkeyPatch, content: bytes
 ) -> None:
-    for name, value in [("CSV_MAX_COLUMNS", 30), ("CSV_MAX_CELL_CHARS", 50)]:
-        monkeypatch.setenv(name, str(value))
-    monkeypatch.setenv("CSV_MAX_FIELD_CHARS", "400")
+    # Small limits, in the run's settings (its pipeline resource); the environment's would
+    # serve the publisher only.
+    limits = dict(csv_max_columns=30, csv_max_cell_chars=50, csv_max_field_chars=400)
+    platform = platform_for(
+        dataclasses.replace(platform.settings, **limits),
+        platform.daemon.instance,
+        platform.tmp_path,
+    )
+    for name, value in limits.items():
+        monkeypatch.setenv(name.upper(), str(value))
     path = platform.tmp_path / "fuzz" / f"upload {next(_names)}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content + f"\n#{path.name}".encode())  # new content every example

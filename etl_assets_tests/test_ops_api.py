@@ -583,10 +583,12 @@ def test_readyz_checks_the_daemon_heartbeat(
     assert response.json()["score"] == score
     if status == 503:
         reason = response.json()["reasons"][0]
-        # The age is read a moment after the fake heartbeat was made: 599 or 600 s on a slow day.
-        seen = "never" if age is None else r"(599|600|601) s ago"
+        seen = "never" if age is None else r"(\d+) s ago"
         expected = rf"no fresh heartbeat from the Dagster daemon\(s\) SENSOR \({seen}\)"
-        assert re.match(expected, reason), reason
+        match = re.match(expected, reason)
+        assert match, reason
+        if age is not None:  # read a moment after the fake beat: later on a loaded machine
+            assert 599 <= int(match.group(1)) < 900, reason
         assert "`dagster-daemon run`" in reason
         [alert] = response.json()["alerts"]
         assert alert["rule"] == "daemon_heartbeat"

@@ -121,6 +121,28 @@ def test_a_chunked_json_body_over_the_limit_is_413(client: TestClient) -> None:
     assert error_of(response)["code"] == "body_too_large"
 
 
+def test_a_read_of_the_upload_path_has_the_small_limit(client: TestClient) -> None:
+    """GET /v1/jobs shares its path with the upload but not the upload's limit."""
+    response = client.request(
+        "GET", "/v1/jobs", content=b"x" * (BODY_KB * 1024 + 1), headers=AS_VIEWER
+    )
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "body_too_large"
+    assert client.get("/v1/jobs", headers=AS_VIEWER).status_code == 200
+
+
+def test_a_body_field_the_description_does_not_name_is_422(client: TestClient) -> None:
+    """additionalProperties is false in the description, and the server holds to it."""
+    response = client.post(
+        f"/v1/jobs/{JOB_ID}/retry", json={"priority": 1, "prio": 2}, headers=AS_OPERATOR
+    )
+    assert response.status_code == 422
+    fixes = {"fixes": {"Not A Column": "x"}}
+    assert (
+        client.post("/v1/failed-rows/1/retry", json=fixes, headers=AS_OPERATOR).status_code == 422
+    )
+
+
 def test_an_upload_over_the_limit_is_413_from_its_content_length(client: TestClient) -> None:
     huge = b"x" * (200 * 1024)
     response = client.post(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import signal
@@ -225,6 +226,22 @@ import dagster as dg
 from etl_assets.config import Settings
 from etl_assets.definitions import build_definitions
 job_id, attempt = sys.argv[1], sys.argv[2]
+hang_after = int(os.environ.get("ETL_TEST_HANG_AFTER_CHUNKS", "0"))
+if hang_after:  # the run hangs for real: SIGSTOP, between two chunks (no transaction open)
+    import signal
+    from etl_assets.runs import tracking
+    from etl_assets.warehouse import load
+
+    real_check, loaded = tracking.Heartbeat.check, []
+
+    def check(self):
+        real_check(self)
+        if sys._getframe(1).f_code is load.load_job.__code__:  # the check after each chunk
+            loaded.append(1)
+            if len(loaded) == hang_after:
+                os.kill(os.getpid(), signal.SIGSTOP)
+
+    tracking.Heartbeat.check = check
 defs = build_definitions(Settings.from_env())
 with dg.DagsterInstance.get() as instance:
     defs.resolve_job_def("sales_job").execute_in_process(
@@ -429,3 +446,204 @@ def test_etl_cancel_terminates_the_running_run(
     assert f"run {run.run_id}: termination requested" in result.output
     assert platform.ledger.get(job.job_id).status is JobStatus.CANCELLED
     assert instance.get_run_by_id(run.run_id).status in (S.CANCELING, S.CANCELED)
+
+
+def started_batch_run(platform: Platform, instance: dg.DagsterInstance) -> tuple[list[Job], str]:
+    """Two small jobs claimed into one batch run that has started (each job attached)."""
+    batched = dataclasses.replace(platform.settings, jobs_per_run=5)
+    platform.daemon.defs = build_definitions(batched)
+    jobs_ = [platform.submit(f"b{n}.csv", rows=10, seed=n) for n in range(2)]
+    [request] = platform.daemon.tick("dispatch_sensor")
+    assert request.job_name == BATCH_JOB
+    run = instance.create_run_for_job(
+        platform.daemon.defs.resolve_job_def(BATCH_JOB),
+        run_config=request.run_config,
+        tags=dict(request.tags),
+        status=S.STARTED,
+    )
+    for job in jobs_:
+        platform.ledger.begin_run(job.job_id, run.run_id)
+    return jobs_, run.run_id
+
+
+def test_etl_cancel_leaves_a_batch_run_running_for_its_other_jobs(
+    platform: Platform, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Terminating a batch run would stop every job in it: only the cancelled job leaves."""
+    from click.testing import CliRunner
+
+    from etl_assets.cli import main
+
+    (cancelled, other), run_id = started_batch_run(platform, instance)
+    monkeypatch.setenv("DATABASE_URL", platform.settings.database_url)
+    monkeypatch.setenv("DAGSTER_HOME", instance.root_directory)
+
+    result = CliRunner().invoke(main, ["cancel", cancelled.job_id])
+
+    assert result.exit_code == 0, result.output
+    assert f"run {run_id}: a batch run; the job leaves it at its next heartbeat" in result.output
+    assert instance.get_run_by_id(run_id).status is S.STARTED  # not asked to terminate
+    assert platform.ledger.get(cancelled.job_id).status is JobStatus.CANCELLED
+    assert platform.ledger.get(other.job_id).status is JobStatus.PROCESSING
+
+
+def test_the_reaper_takes_a_hung_job_out_of_a_batch_run_without_terminating_it(
+    platform: Platform, instance: dg.DagsterInstance
+) -> None:
+    (hung, other), run_id = started_batch_run(platform, instance)
+    make_stale(platform.ledger, hung.job_id)
+    reap(platform)
+    assert platform.ledger.get(hung.job_id).status is JobStatus.PENDING
+    assert platform.ledger.get(other.job_id).status is JobStatus.PROCESSING
+    assert instance.get_run_by_id(run_id).status is S.STARTED
+
+
+# ------------------------------------------------------------------------------ a hung run
+
+
+def start_run_process(
+    platform: Platform, instance: dg.DagsterInstance, tmp_path: Path, **env: str
+) -> tuple[Job, subprocess.Popen[bytes]]:
+    """Claim a 4,000-row job (10 chunks) and start its run in a real process of its own."""
+    job = platform.submit("big.csv", rows=4000)
+    [request] = platform.daemon.tick("dispatch_sensor")
+    script = tmp_path / "run_one.py"
+    script.write_text(RUN_ONE_REQUEST)
+    settings = platform.settings
+    child_env = (
+        os.environ
+        | env
+        | {
+            "DAGSTER_HOME": instance.root_directory,
+            "DATABASE_URL": settings.database_url,
+            "DATA_DIR": settings.data_dir,
+            "FX_API_URL": settings.fx_api_url,
+            "CATALOG_API_URL": settings.catalog_api_url,
+            "CHUNK_ROWS": "400",
+        }
+    )
+    child = subprocess.Popen(
+        [sys.executable, str(script), job.job_id, request.tags["etl/attempt"]],
+        env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return job, child
+
+
+def wait_until_stopped(child: subprocess.Popen[bytes], timeout: float = 180) -> None:
+    """Wait (generously: the machine may be loaded) until the run process stopped itself."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert child.poll() is None, "the run ended instead of hanging"
+        with open(f"/proc/{child.pid}/stat") as stat:
+            if stat.read().rsplit(")", 1)[1].split()[0] == "T":  # stopped
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"the run process did not hang within {timeout} s")
+
+
+def resume_and_finish(platform: Platform, child: subprocess.Popen[bytes]) -> None:
+    """Let the hung process go on: it finds its job taken back and stops, writing nothing;
+    then the job's next attempt loads every row exactly once."""
+    os.kill(child.pid, signal.SIGCONT)
+    assert child.wait(timeout=180) is not None
+    platform.run_all()
+    [job] = platform.ledger.list_jobs()
+    assert job.status is JobStatus.COMPLETED
+    assert (job.rows_total, job.rows_loaded, job.rows_duplicate) == (4000, 4000, 0)
+    assert platform.facts() == 4000
+    assert [a["outcome"] for a in platform.ledger.attempts(job.job_id)] == [
+        "timed_out",
+        "succeeded",
+    ]
+
+
+def kill_if_alive(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.kill()  # SIGKILL ends a stopped process too
+        child.wait()
+
+
+# A real run process is slow to start (it imports Dagster): one database is enough here, and
+# PostgreSQL is the one where a stopped process holding a lock would show.
+ON_POSTGRES = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+@ON_POSTGRES
+def test_a_run_that_really_hangs_is_taken_back_by_its_heartbeat(
+    platform: Platform, settings: Settings, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    """The run process is SIGSTOPped mid-load (every thread, its heartbeat too): once the
+    heartbeat is older than STUCK_AFTER_SECONDS the reaper requests the run's termination and
+    requeues the job as a timeout."""
+    reaper_settings = dataclasses.replace(settings, chunk_rows=400, stuck_after_seconds=2)
+    platform.daemon.defs = build_definitions(reaper_settings)
+    job, child = start_run_process(
+        platform, instance, tmp_path, ETL_TEST_HANG_AFTER_CHUNKS="3", HEARTBEAT_SECONDS="0.2"
+    )
+    try:
+        wait_until_stopped(child)
+        hung = platform.ledger.get(job.job_id)
+        assert (hung.status, hung.checkpoint["chunks_done"]) == (JobStatus.PROCESSING, 3)  # type: ignore[index]
+
+        deadline = time.monotonic() + 120
+        while platform.ledger.get(job.job_id).status is JobStatus.PROCESSING:
+            assert time.monotonic() < deadline, "the reaper never took the hung job back"
+            reap(platform)  # nothing while the heartbeat is younger than 2 s
+            time.sleep(0.2)
+
+        requeued = platform.ledger.get(job.job_id)
+        assert (requeued.status, requeued.error_type) == (JobStatus.PENDING, ErrorType.TIMEOUT)
+        assert "but the job's heartbeat stopped" in (requeued.error_message or "")
+        assert instance.get_run_by_id(hung.run_id or "").status in (S.CANCELING, S.CANCELED)
+        resume_and_finish(platform, child)
+    finally:
+        kill_if_alive(child)
+
+
+@ON_POSTGRES
+def test_a_run_that_really_hangs_is_stopped_by_job_timeout_minutes(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """JOB_TIMEOUT_MINUTES reaches Dagster's run monitoring through the dagster.yaml that
+    `etl dagster-home` writes; a hung run past it is failed by Dagster, and the reaper then
+    requeues its job as a timeout at once, although its heartbeat is not stale yet."""
+    import logging
+
+    import yaml
+    from conftest import platform_for
+    from dagster._daemon.monitoring.run_monitoring import check_run_timeout
+
+    from etl_assets.runtime.instance import instance_config
+
+    timed = dataclasses.replace(
+        settings, chunk_rows=400, job_timeout_minutes=0.05, stuck_after_seconds=3600
+    )
+    template = yaml.safe_load((Path(__file__).resolve().parents[1] / "dagster.yaml").read_text())
+    monitoring = instance_config(template, timed)["run_monitoring"]
+    assert monitoring["max_runtime_seconds"] == 3
+    with dg.instance_for_test(overrides={"run_monitoring": monitoring}) as instance:
+        platform = platform_for(timed, instance, tmp_path)
+        job, child = start_run_process(platform, instance, tmp_path, ETL_TEST_HANG_AFTER_CHUNKS="3")
+        try:
+            wait_until_stopped(child)
+            run_id = platform.ledger.get(job.job_id).run_id or ""
+            # What the daemon's run monitoring does every poll_interval_seconds, in Dagster's
+            # own code: past max_runtime_seconds it terminates the run and marks it failed.
+            deadline = time.monotonic() + 120
+            while not instance.get_run_by_id(run_id).is_finished:  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "run monitoring never stopped the run"
+                record = instance.get_run_record_by_id(run_id)
+                check_run_timeout(
+                    instance, record, logging.getLogger("test"),  # type: ignore[arg-type]
+                    float(instance.run_monitoring_max_runtime_seconds),
+                )  # fmt: skip
+                time.sleep(0.2)
+            assert instance.get_run_by_id(run_id).status is S.FAILURE  # type: ignore[union-attr]
+
+            reap(platform)
+            requeued = platform.ledger.get(job.job_id)
+            assert (requeued.status, requeued.error_type) == (JobStatus.PENDING, ErrorType.TIMEOUT)
+            assert f"run {run_id} ended (FAILURE)" in (requeued.error_message or "")
+            resume_and_finish(platform, child)
+        finally:
+            kill_if_alive(child)

@@ -11,6 +11,7 @@ import datetime as dt
 import itertools
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,10 +100,32 @@ def test_503_twice_then_200_completes_on_attempt_3(
     assert len(retries) == 2  # Dagster shows both retries in the run's event log
 
 
+@pytest.fixture
+def slow_platform_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The platform's clock (`etl_assets.db.utcnow`, in every module that imported it) runs
+    100 times slower than the wall clock from now on: a 1 s backoff is a 100 s window to the
+    ledger, however loaded the machine, while Dagster still waits 1 s of real time."""
+    import sys
+
+    from etl_assets import db
+
+    real = db.utcnow
+    start = real()
+
+    def slow() -> dt.datetime:
+        return start + (real() - start) / 100
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("etl_assets") and getattr(module, "utcnow", None) is real:
+            monkeypatch.setattr(module, "utcnow", slow)
+
+
+@pytest.mark.usefixtures("slow_platform_clock")
 def test_two_steps_failing_in_one_outage_cost_one_attempt(
     settings: Settings, instance: dg.DagsterInstance, api: ReferenceApiServer, tmp_path: Path
 ) -> None:
-    # Both API steps fail once; the second fails while the first's retry is planned (1 s).
+    # Both API steps fail once; the second fails while the first's retry is planned (1 s of
+    # the platform's clock, which runs slow here so the machine's load cannot widen the gap).
     platform = platform_for(
         dataclasses.replace(settings, backoff_base_seconds=1.0), instance, tmp_path
     )
@@ -173,6 +196,44 @@ def test_a_dead_letter_job_succeeds_after_a_manual_retry(
     assert platform.facts(job.job_id) == 60
 
 
+def test_re_executing_a_failed_jobs_run_from_the_dagster_ui_is_a_manual_retry(
+    platform: Platform,
+    api: ReferenceApiServer,
+) -> None:
+    """What docs/troubleshooting.md tells an operator: **Re-execute** (all steps) of a failed
+    job's run starts a fresh attempt budget, like `etl retry`, and completes the job."""
+    day = first_date("again.csv")
+    api.faults.add(Fault(f"/fx/{day}", status=404))
+    job = platform.submit("again.csv")
+    [request] = platform.daemon.tick("dispatch_sensor")
+    first = platform.daemon.execute(request)
+    failed = platform.ledger.get(job.job_id)
+    assert (failed.status, failed.error_type, failed.attempts) == (
+        JobStatus.FAILED,
+        ErrorType.PERMANENT,
+        1,
+    )
+
+    api.faults.clear()  # the cause is fixed
+    # The UI's re-execution: a new run of the same job and partition, with the parent's tags.
+    lineage = {"dagster/parent_run_id": first.run_id, "dagster/root_run_id": first.run_id}
+    again = platform.daemon.execute(
+        dg.RunRequest(
+            partition_key=request.partition_key,
+            job_name=request.job_name,
+            tags={**request.tags, **lineage},
+        )
+    )
+
+    assert again.success
+    done = platform.ledger.get(job.job_id)
+    assert (done.status, done.run_id, done.attempts) == (JobStatus.COMPLETED, again.run_id, 2)
+    assert done.max_attempts == 1 + 3  # a fresh budget, as `etl retry` gives
+    outcomes = [(a["run_id"], a["outcome"]) for a in platform.ledger.attempts(job.job_id)]
+    assert outcomes == [(first.run_id, "failed"), (again.run_id, "succeeded")]
+    assert platform.facts(job.job_id) == 60
+
+
 def test_a_long_wait_frees_the_run_and_requeues_the_job(
     platform: Platform,
     api: ReferenceApiServer,
@@ -215,6 +276,20 @@ def test_manual_retry_goes_ahead_of_ordinary_jobs(ledger: Ledger) -> None:
 
 # ------------------------------------------------------------------------------ heartbeats
 
+# How long a test waits for a background thread on a loaded machine: a condition is polled,
+# never a count taken after a fixed sleep.
+DEADLINE_SECONDS = 60.0
+
+
+def eventually(condition: Callable[[], bool]) -> bool:
+    """Whether `condition` becomes true within DEADLINE_SECONDS (polled every 10 ms)."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
 
 def test_a_running_step_keeps_its_heartbeat_fresh(ledger: Ledger) -> None:
     job, _ = ledger.create_job(
@@ -223,8 +298,9 @@ def test_a_running_step_keeps_its_heartbeat_fresh(ledger: Ledger) -> None:
     policy = StepPolicy(heartbeat_seconds=0.05)
     with job_step(ledger, job.job_id, "run-1", "slow step", policy) as step:
         first = ledger.get(job.job_id).last_heartbeat_at
-        time.sleep(0.4)  # a slow API call, say: nothing in the step beats by itself
-        assert step.heartbeat.beats >= 3
+        # A slow API call, say: nothing in the step beats by itself. However loaded the
+        # machine, the thread beats on its own within the (generous) deadline.
+        assert eventually(lambda: step.heartbeat.beats >= 3)
         assert ledger.get(job.job_id).last_heartbeat_at > first  # type: ignore[operator]
 
 
@@ -238,7 +314,8 @@ def test_a_cancelled_job_stops_its_step(ledger: Ledger) -> None:
         job_step(ledger, job.job_id, "run-1", "long step", policy) as step,
     ):
         ledger.cancel(job.job_id)
-        for _ in range(100):
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        while time.monotonic() < deadline:  # a step working chunk after chunk
             time.sleep(0.02)
             step.heartbeat.check()  # what every chunk loop does
     assert ledger.get(job.job_id).status is JobStatus.CANCELLED
@@ -260,7 +337,7 @@ def test_heartbeat_survives_a_database_blip(ledger: Ledger) -> None:
     )
     flaky.begin_run(job.job_id, "run-1")
     beat = Heartbeat(flaky, job.job_id, "run-1", 0.02).start()
-    time.sleep(0.2)
+    assert eventually(lambda: beat.beats >= 2)  # the failed first beat did not end the thread
     beat.stop()
     beat.check()
     assert beat.beats >= 2

@@ -104,15 +104,47 @@ def test_failure_sensor_requeues_a_job_its_run_never_reached(
 
     evaluate_failure_sensor(defs, instance, run, event)
 
+    # The attempt was lost without an error of its own: a timeout, as the reaper says.
     requeued = ledger_for.get(job.job_id)
     assert (requeued.status, requeued.error_type, requeued.retry_count) == (
         JobStatus.PENDING,
-        ErrorType.TRANSIENT,
+        ErrorType.TIMEOUT,
         1,
     )
     assert requeued.next_attempt_at is not None
-    assert "resource 'ledger' failed to initialize" in (requeued.error_message or "")
-    assert ledger_for.attempts(job.job_id)[0]["outcome"] == "failed"
+    assert (requeued.error_message or "").endswith(
+        f"run {run.run_id} ended (FAILURE) without recording the job's outcome "
+        "(resource 'ledger' failed to initialize)"
+    )
+    assert ledger_for.attempts(job.job_id)[0]["outcome"] == "timed_out"
+
+
+def test_the_failure_sensor_and_the_reaper_agree_on_a_killed_run(
+    settings: Settings, instance: dg.DagsterInstance, ledger_for: Ledger
+) -> None:
+    """A run killed with `kill -9`, which run monitoring then marks failed, leaves the same
+    record whichever of the two takes its job back first."""
+    from etl_assets.runtime.local_daemon import LocalDaemon
+
+    outcomes = []
+    claimed = [(claimed_job(ledger_for, "s.csv"), "sensor"), (claimed_job(ledger_for, "r.csv"), "")]
+    for job, taken_back_by in claimed:
+        defs = build_definitions(settings)
+        run = instance.create_run_for_job(
+            defs.resolve_job_def("sales_job"),
+            tags={"dagster/partition": job.job_id, "etl/attempt": str(job.attempts)},
+            status=dg.DagsterRunStatus.STARTED,
+        )
+        ledger_for.begin_run(job.job_id, run.run_id)
+        event = instance.report_run_failed(run, message="run worker process died")
+        if taken_back_by == "sensor":
+            evaluate_failure_sensor(defs, instance, instance.get_run_by_id(run.run_id), event)
+        else:
+            LocalDaemon(defs, instance).tick("reaper_sensor")
+        after = ledger_for.get(job.job_id)
+        [attempt] = ledger_for.attempts(job.job_id)
+        outcomes.append((after.status, after.error_type, attempt["outcome"]))
+    assert outcomes[0] == outcomes[1] == (JobStatus.PENDING, ErrorType.TIMEOUT, "timed_out")
 
 
 def test_failure_sensor_dead_letters_a_job_without_attempts_left(

@@ -23,6 +23,7 @@ from etl_assets.assets.checks import build_fact_checks
 from etl_assets.assets.partitions import partitions_for
 from etl_assets.config import Settings
 from etl_assets.datasets.base import Dataset, Enrichment, TransformContext
+from etl_assets.pipeline.csv_source import CsvLimits
 from etl_assets.pipeline.metadata import source_metadata
 from etl_assets.pipeline.source import SourceRows
 from etl_assets.pipeline.steps import SOURCE_ROWS, enrich_step, read_source, step_name
@@ -102,6 +103,7 @@ def _source_asset(dataset: Dataset) -> dg.AssetsDefinition:
             context.run.run_id,
             resources.staging,
             chunk_rows=resources.pipeline.chunk_rows,
+            limits=CsvLimits.from_pipeline(resources.pipeline),
             policy=resources.pipeline.step_policy,
         )
         return dg.Output(source, metadata=source_metadata(source, job.source_name))

@@ -6,14 +6,21 @@ already handed out, so the malformed records are quarantined instead of failing 
 
 A file that cannot be read as CSV at all fails with a PermanentError that names the file,
 the line and the cause: not UTF-8, a NUL byte, malformed quoting (a quote never closed), a
-field longer than `CSV_MAX_FIELD_CHARS`, a header wider than `CSV_MAX_COLUMNS`. A cell longer
-than `CSV_MAX_CELL_CHARS` only sets its row aside: quarantined, with the start of the value.
+field longer than `CSV_MAX_FIELD_CHARS`, a header wider than `CSV_MAX_COLUMNS`, a record
+longer than `CSV_MAX_LINE_CHARS`. A cell longer than `CSV_MAX_CELL_CHARS` only sets its row
+aside: quarantined, with the start of the value.
+
+Both parsers read the file through `BoundedRecords`, which counts each record's bytes as they
+arrive and refuses one over `CSV_MAX_LINE_CHARS` there: a 50 MB cell, or an unclosed quote
+that would make the rest of the file one field, is refused after at most that much is read,
+never held whole.
 """
 
 from __future__ import annotations
 
 import collections
 import csv
+import io
 import itertools
 import warnings
 from collections.abc import Iterator, Sequence
@@ -27,6 +34,7 @@ import pandas as pd
 from etl_assets.config import Settings
 from etl_assets.datasets.base import ROW_NUMBER
 from etl_assets.errors import PermanentError
+from etl_assets.resources.pipeline import PipelineSettingsResource
 
 FIRST_DATA_ROW = 2  # the header is line 1
 KEPT_PREFIX_CHARS = 200  # how much of an over-long value a quarantined row keeps
@@ -40,6 +48,13 @@ class CsvLimits:
     max_columns: int = 1000
     max_cell_chars: int = 10_000
     max_field_chars: int = 1_000_000
+    max_line_chars: int = 2_000_000
+
+    @property
+    def max_record_bytes(self) -> int:
+        """The record limit in force: CSV_MAX_LINE_CHARS, never below the field limit (a
+        record must be able to hold the longest field the reader takes)."""
+        return max(self.max_line_chars, self.max_field_chars)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CsvLimits:
@@ -48,12 +63,24 @@ class CsvLimits:
             max_columns=settings.csv_max_columns,
             max_cell_chars=settings.csv_max_cell_chars,
             max_field_chars=settings.csv_max_field_chars,
+            max_line_chars=settings.csv_max_line_chars,
+        )
+
+    @classmethod
+    def from_pipeline(cls, pipeline: PipelineSettingsResource) -> CsvLimits:
+        """The limits of a run: its pipeline resource's, built from the run's settings."""
+        return cls(
+            max_columns=pipeline.csv_max_columns,
+            max_cell_chars=pipeline.csv_max_cell_chars,
+            max_field_chars=pipeline.csv_max_field_chars,
+            max_line_chars=pipeline.csv_max_line_chars,
         )
 
 
 def limits_in_force() -> CsvLimits:
-    """The configured limits. Readers that are not given limits use these, so the run, an
-    upload, `etl submit` and a row retry all bound a file the same way."""
+    """The configured limits, from the environment. A run passes its own (the pipeline
+    resource's); the readers not given any (`etl submit`, a row retry) use these, so every
+    path bounds a file the same way."""
     return CsvLimits.from_settings(Settings.from_env())
 
 
@@ -80,7 +107,7 @@ def read_header(
     name = name or path.name
     limits = limits or limits_in_force()
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
+        with _open_text(path, name, limits) as handle:
             header = next(_csv_reader(handle, limits), None)
     except UnicodeDecodeError:
         raise PermanentError(_not_utf8(path, name)) from None
@@ -140,7 +167,7 @@ def read_chunks(
     next_row = FIRST_DATA_ROW
     try:
         try:
-            for frame in _fast_chunks(path, columns, chunk_rows):
+            for frame in _fast_chunks(path, columns, chunk_rows, name, limits):
                 next_row = int(frame[ROW_NUMBER].iat[-1]) + 1
                 yield _bounded(RawChunk(_drop_blank(frame)), limits, name)
         except (pd.errors.ParserError, pd.errors.ParserWarning):
@@ -197,9 +224,18 @@ def _csv_cause(exc: csv.Error, limits: CsvLimits) -> str:
     return f"malformed CSV ({text})"
 
 
-def _fast_chunks(path: Path, columns: Sequence[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _fast_chunks(
+    path: Path, columns: Sequence[str], chunk_rows: int, name: str, limits: CsvLimits
+) -> Iterator[pd.DataFrame]:
+    with _open_bounded(path, name, limits) as source:
+        yield from _pandas_chunks(source, columns, chunk_rows)
+
+
+def _pandas_chunks(
+    source: io.BufferedReader, columns: Sequence[str], chunk_rows: int
+) -> Iterator[pd.DataFrame]:
     reader = pd.read_csv(
-        path,
+        source,
         dtype=str,
         keep_default_na=False,
         skip_blank_lines=False,  # keeps record numbers equal to line numbers
@@ -235,7 +271,7 @@ def _tolerant_chunks(
     name: str,
 ) -> Iterator[RawChunk]:
     width = len(columns)
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    with _open_text(path, name, limits) as handle:
         reader = _csv_reader(handle, limits)
         last_end = [0]  # the physical line the last good record ended on
 
@@ -328,3 +364,118 @@ def _drop_blank(frame: pd.DataFrame) -> pd.DataFrame:
     if not blank.any():
         return frame
     return frame[~blank].reset_index(drop=True)
+
+
+class RecordTooLong(PermanentError):
+    """A record over CSV_MAX_LINE_CHARS, refused while it was being read."""
+
+
+class BoundedRecords(io.RawIOBase):
+    """The file's bytes, as they are read, with every record bounded to `limit` bytes.
+
+    A record ends at a line break outside quotes (an even count of `"` since the record
+    began: an escaped `""` counts twice, so it keeps the parity). Each read returns at most
+    `limit` bytes, so a record that lies wholly inside one read is within the limit; only
+    the record that runs on from earlier reads is counted, and the moment it passes the limit
+    the read raises RecordTooLong naming the line the record starts on.
+    """
+
+    def __init__(self, raw: io.BufferedReader, limit: int, name: str) -> None:
+        super().__init__()
+        self._raw = raw
+        self._limit = max(limit, 1)
+        self._name = name
+        self._open_bytes = 0  # bytes of the record still open at the end of the last read
+        self._open_odd = False  # an odd number of quotes in it: inside a quoted field
+        self._open_line = 1  # the line that record starts on
+        self._lines_before = 0  # line breaks before the current read
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        block = self._raw.read(min(len(view), self._limit))
+        if block:
+            self._account(block)
+        view[: len(block)] = block
+        return len(block)
+
+    def _account(self, block: bytes) -> None:
+        ends = _record_ends(block, self._open_odd)
+        if ends is None:  # the open record goes on through the whole read
+            self._open_bytes += len(block)
+            self._open_odd ^= block.count(b'"') % 2 == 1
+            self._check(self._open_bytes)
+        else:
+            first, last = ends
+            self._check(self._open_bytes + first + 1)
+            self._open_bytes = len(block) - last - 1
+            self._open_odd = block.count(b'"', last + 1) % 2 == 1
+            self._open_line = self._lines_before + block.count(b"\n", 0, last + 1) + 1
+        self._lines_before += block.count(b"\n")
+
+    def _check(self, size: int) -> None:
+        if size > self._limit:
+            raise RecordTooLong(
+                f"{self._name}: line {self._open_line}: a record longer than "
+                f"CSV_MAX_LINE_CHARS ({self._limit}) bytes (often a quote that is never "
+                "closed, or a huge cell); refused while reading"
+            )
+
+
+def _record_ends(block: bytes, odd_before: bool) -> tuple[int, int] | None:
+    """The positions of the first and the last line break of `block` outside quotes (given
+    whether the block starts inside a quoted field), or None when it has none. A break is
+    outside quotes when the quotes before it, with `odd_before`, are even."""
+    first = None
+    position = quotes = 0
+    for index in _breaks(block):
+        quotes += block.count(b'"', position, index)
+        position = index
+        if (quotes % 2 == 1) == odd_before:
+            first = index
+            break
+    if first is None:
+        return None
+    last, end = first, len(block)
+    quotes = block.count(b'"')  # before `end`, walking back from the end of the block
+    for index in _breaks(block, reverse=True, stop=first):
+        quotes -= block.count(b'"', index, end)
+        end = index
+        if (quotes % 2 == 1) == odd_before:
+            last = index
+            break
+    return first, last
+
+
+def _breaks(block: bytes, *, reverse: bool = False, stop: int = 0) -> Iterator[int]:
+    """The positions of the block's line breaks (LF or CR), in order or (`reverse`) from the
+    end down to `stop`; each byte is looked at once, whichever the line ends."""
+    if not reverse:
+        found = {c: block.find(c) for c in (b"\n", b"\r")}
+        while any(i >= 0 for i in found.values()):
+            char, index = min(((c, i) for c, i in found.items() if i >= 0), key=lambda x: x[1])
+            yield index
+            found[char] = block.find(char, index + 1)
+        return
+    found = {c: block.rfind(c, stop) for c in (b"\n", b"\r")}
+    while any(i >= stop for i in found.values()):
+        char, index = max(found.items(), key=lambda x: x[1])
+        yield index
+        found[char] = block.rfind(char, stop, index) if index > stop else -1
+
+
+def _open_bounded(path: Path, name: str, limits: CsvLimits) -> io.BufferedReader:
+    """The file as a buffered binary stream whose records are bounded (BoundedRecords)."""
+    raw = path.open("rb")
+    try:
+        return io.BufferedReader(BoundedRecords(raw, limits.max_record_bytes, name))
+    except BaseException:
+        raw.close()
+        raise
+
+
+def _open_text(path: Path, name: str, limits: CsvLimits) -> io.TextIOWrapper:
+    """The same as text for Python's csv module (UTF-8, a BOM dropped, line ends kept)."""
+    return io.TextIOWrapper(_open_bounded(path, name, limits), encoding="utf-8-sig", newline="")

@@ -14,7 +14,7 @@ import pandas as pd
 from etl_assets.datasets import Dataset
 from etl_assets.errors import PermanentError
 from etl_assets.ledger import Job, Ledger, quarantine
-from etl_assets.pipeline.csv_source import read_chunks, read_header
+from etl_assets.pipeline.csv_source import CsvLimits, read_chunks, read_header
 from etl_assets.pipeline.validation import validate_chunk
 from etl_assets.resources.staging import ChunkWriter, StagedChunks, staged_as_json
 from etl_assets.runs.tracking import Heartbeat
@@ -89,6 +89,7 @@ def stage_source_rows(
     writer: ChunkWriter,
     *,
     chunk_rows: int,
+    limits: CsvLimits,
     heartbeat: Heartbeat,
 ) -> SourceRows:
     """Validate the job's file chunk by chunk; commits quarantined rows and the row total.
@@ -99,11 +100,11 @@ def stage_source_rows(
     path = Path(job.source_uri)
     if not path.is_file():
         raise PermanentError(f"{job.source_name}: the source file {path} is gone")
-    columns = read_header(path, dataset.required_columns, job.source_name)
+    columns = read_header(path, dataset.required_columns, job.source_name, limits)
 
     total = quarantined = 0
     keys: dict[str, set[tuple[Any, ...]]] = {e.name: set() for e in dataset.enrichments}
-    for raw in read_chunks(path, columns, chunk_rows, job.source_name):
+    for raw in read_chunks(path, columns, chunk_rows, job.source_name, limits):
         checked = validate_chunk(raw.frame, dataset.columns)
         rejected = raw.malformed + checked.rejected
         if rejected:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from etl_assets.datasets.base import Dataset, Enrichment, TransformContext
 from etl_assets.ledger import Job, Ledger
+from etl_assets.pipeline.csv_source import CsvLimits
 from etl_assets.pipeline.enrich import look_up
 from etl_assets.pipeline.source import SourceRows, stage_source_rows
 from etl_assets.pipeline.transform import RowsToLoad
@@ -40,10 +41,12 @@ def read_source(
     staging: StagingResource,
     *,
     chunk_rows: int,
+    limits: CsvLimits,
     policy: StepPolicy,
 ) -> tuple[SourceRows, Job]:
-    """The `source_rows` step: validate and stage the job's file; returns its rows and the job
-    as the step found it."""
+    """The `source_rows` step: validate and stage the job's file within `limits` (the run's
+    settings, from the pipeline resource); returns its rows and the job as the step found
+    it."""
     with job_step(ledger, job_id, run_id, step_name(dataset, SOURCE_ROWS), policy) as step:
         job = step.job
         logger.info(
@@ -56,6 +59,7 @@ def read_source(
             run_id,
             staging.chunk_writer(job_id, SOURCE_ROWS),
             chunk_rows=chunk_rows,
+            limits=limits,
             heartbeat=step.heartbeat,
         )
     logger.info(

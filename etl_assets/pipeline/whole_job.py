@@ -21,6 +21,7 @@ import dagster as dg
 
 from etl_assets.datasets import get_dataset
 from etl_assets.datasets.base import TransformContext
+from etl_assets.pipeline.csv_source import CsvLimits
 from etl_assets.pipeline.metadata import load_metadata, source_metadata
 from etl_assets.pipeline.steps import SOURCE_ROWS, enrich_step, load_rows, read_source
 from etl_assets.pipeline.transform import RowsToLoad
@@ -51,7 +52,14 @@ def run_whole_job(
     policy = dataclasses.replace(pipeline.step_policy, max_in_run_wait_seconds=0)
     book = ledger.ledger
     source, job = read_source(
-        book, dataset, job_id, run_id, staging, chunk_rows=pipeline.chunk_rows, policy=policy
+        book,
+        dataset,
+        job_id,
+        run_id,
+        staging,
+        chunk_rows=pipeline.chunk_rows,
+        limits=CsvLimits.from_pipeline(pipeline),
+        policy=policy,
     )
     context = TransformContext(job_id=job_id, reporting_currency=pipeline.reporting_currency)
     metadata: StepMetadata = {

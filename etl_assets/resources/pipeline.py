@@ -18,6 +18,12 @@ class PipelineSettingsResource(dg.ConfigurableResource):
     backoff_jitter: float = 0.25
     # A retry that must wait longer than this is re-dispatched instead of sleeping in the run.
     max_in_run_wait_seconds: float = 300.0
+    # How much of a file the reader takes (the CSV_MAX_* settings), the run's own:
+    # pipeline.csv_source.CsvLimits.from_pipeline reads them.
+    csv_max_columns: int = 1000
+    csv_max_cell_chars: int = 10_000
+    csv_max_field_chars: int = 1_000_000
+    csv_max_line_chars: int = 2_000_000
 
     @property
     def step_policy(self) -> StepPolicy:

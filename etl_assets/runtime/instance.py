@@ -27,9 +27,7 @@ def instance_config(
     config.setdefault("concurrency", {}).setdefault("runs", {})["max_concurrent_runs"] = (
         settings.max_concurrent_jobs
     )
-    config.setdefault("run_monitoring", {})["max_runtime_seconds"] = (
-        settings.job_timeout_minutes * 60
-    )
+    config.setdefault("run_monitoring", {})["max_runtime_seconds"] = settings.job_timeout_seconds
     if pg_url:
         check_dagster_pg_url(pg_url)
         config["storage"] = {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}

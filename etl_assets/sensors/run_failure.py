@@ -1,5 +1,9 @@
 """Keeps the ledger true as soon as a run fails outside any step (e.g. a resource that could
-not start, or a run process that died); the reaper would catch it too, but later."""
+not start, or a run process that died); the reaper would catch it too, but later.
+
+Both decide alike (`recovery.ended_run_verdict`): a job its run left processing lost that
+attempt without an error of its own, so it is requeued as a `timeout` (attempt `timed_out`),
+whichever of the two sees the run first; this sensor adds what Dagster said about the end."""
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -7,10 +11,10 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from etl_assets.assets.batch import BATCH_TAG, JOB_TAG_PREFIX
-from etl_assets.ledger import ErrorType, JobStatus
+from etl_assets.ledger import JobStatus
 from etl_assets.ledger.errors import JobNotFound
 from etl_assets.resources.ledger import LedgerResource
-from etl_assets.runs.recovery import Action, Verdict, apply
+from etl_assets.runs.recovery import apply, ended_run_verdict
 from etl_assets.runs.retries import Backoff
 
 if TYPE_CHECKING:  # dagster does not export the type define_asset_job returns
@@ -51,7 +55,7 @@ def build_run_failure_sensor(
         run = context.dagster_run
         if run.tags.get("dagster/will_retry") == "true":
             return
-        reason = f"run {run.run_id} failed: {context.failure_event.message or 'no message'}"
+        verdict = ended_run_verdict(run, context.failure_event.message or None)
         for job_id, attempt in jobs_of_run(run).items():
             try:
                 current = ledger.ledger.get(job_id)
@@ -62,7 +66,6 @@ def build_run_failure_sensor(
             )
             if current.status is not JobStatus.PROCESSING or not held_by_run:
                 continue  # its steps already recorded the outcome, or another run holds it
-            verdict = Verdict(Action.REQUEUE, ErrorType.TRANSIENT, reason)
             after = apply(ledger.ledger, context.instance, current, verdict, backoff)
             if after is not None:
                 context.log.info(f"job={job_id} is {after.status.value} after its run failed")

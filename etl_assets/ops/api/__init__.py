@@ -28,7 +28,11 @@ from etl_assets.datasets.registry import load_modules
 from etl_assets.db import engine_for
 from etl_assets.ops import health
 from etl_assets.ops.api.auth import Auth, auth_configured
-from etl_assets.ops.api.errors import RequestIdMiddleware, _install_error_handlers
+from etl_assets.ops.api.errors import (
+    RequestIdMiddleware,
+    _install_error_handlers,
+    describe_refusals,
+)
 from etl_assets.ops.api.guards import RequestGuardMiddleware
 from etl_assets.ops.api.routes_failed_rows import _add_failed_row_routes
 from etl_assets.ops.api.routes_jobs import UPLOAD_PATH, _add_job_routes
@@ -77,6 +81,7 @@ def create_app(
     _add_failed_row_routes(app)
     _add_monitoring_routes(app)
     _add_health_routes(app)
+    describe_refusals(app)
     # The last added runs first: request id and headers, then the body and token guard.
     app.add_middleware(
         RequestGuardMiddleware,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from etl_assets.ops import read_model as rm
 from etl_assets.ops.alerts import Alert
@@ -23,6 +23,9 @@ class UploadResult(BaseModel):
 
 class RetryRequest(BaseModel):
     """Optional settings of a job retry."""
+
+    # An unknown field is refused (422), as the description says (additionalProperties false).
+    model_config = ConfigDict(extra="forbid")
 
     priority: int | None = Field(
         default=None,
@@ -42,10 +45,19 @@ class JobActionResult(BaseModel):
 class RowRetryRequest(BaseModel):
     """Corrections applied to the row before it is validated again."""
 
+    model_config = ConfigDict(extra="forbid")
+
     fixes: dict[
         Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,63}$")],
         Annotated[str, Field(max_length=1000, pattern=r"^[^\x00]*$")],
-    ] = Field(default_factory=dict, max_length=50, examples=[{"currency": "EUR"}])
+    ] = Field(
+        default_factory=dict,
+        max_length=50,
+        examples=[{"currency": "EUR"}],
+        # pydantic describes the key pattern as patternProperties, which alone would let any
+        # other key through with any value; the server refuses those (422).
+        json_schema_extra={"additionalProperties": False},
+    )
 
 
 class RowRetryResult(BaseModel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from etl_assets.ledger.errors import IllegalTransition, JobNotFound
 
@@ -47,12 +48,19 @@ class ErrorBody(BaseModel):
 
 
 def _error(
-    status: int, code: str, message: str, request: Request | None = None, rid: str | None = None
+    status: int,
+    code: str,
+    message: str,
+    request: Request | None = None,
+    rid: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     rid = rid or (_request_id(request) if request is not None else None)
     body = {"error": {"code": code, "message": message, "request_id": rid}}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, headers=headers)
+    sent = dict(headers or {})
+    if status == 401:
+        sent["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(body, status_code=status, headers=sent or None)
 
 
 def _request_id(request: Request) -> str | None:
@@ -74,6 +82,54 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         503: "The database (or an enrichment API) is unavailable.",
     }
     return {s: {"model": ErrorBody, "description": meaning[s]} for s in statuses}
+
+
+def _methods_of(request: Request) -> list[str]:
+    """Every method the request's path takes. Starlette's own `Allow` names only the first
+    route of the path it tried (GET /v1/jobs, not the upload's POST beside it)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+def describe_refusals(app: FastAPI) -> None:
+    """Make `app`'s OpenAPI description say what every route answers before it is reached:
+    413 for a body over its limit (the guard, on every route) and 405, with an `Allow`
+    header naming the path's methods, for a method the path does not take."""
+    build: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()  # FastAPI keeps it in app.openapi_schema
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    _add_refusals(operation["responses"])
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_refusals(responses: dict[str, Any]) -> None:
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    responses.setdefault(
+        "413",
+        {"description": "The body is larger than the route's limit.", "content": error},
+    )
+    responses.setdefault(
+        "405",
+        {
+            "description": "The path does not take this method.",
+            "headers": {
+                "Allow": {
+                    "description": "The methods the path takes, comma-separated.",
+                    "schema": {"type": "string"},
+                }
+            },
+            "content": error,
+        },
+    )
 
 
 READ_ERRORS = _errors(401, 403, 422, 503)
@@ -142,7 +198,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
         code = codes.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail), request)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_methods_of(request))
+        return _error(exc.status_code, code, str(exc.detail), request, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -95,8 +95,12 @@ class RequestGuardMiddleware:
                 raise
             # The route failed on the body cut short; the client has its 413 already.
 
+    def _is_upload(self, scope: Scope) -> bool:
+        # Only the upload itself: a GET of the same path (the job list) has the small limit.
+        return scope["method"] == "POST" and scope["path"] in self.upload_paths
+
     def _limit(self, scope: Scope) -> int:
-        if scope["path"] in self.upload_paths:
+        if self._is_upload(scope):
             return self.max_upload_bytes + MULTIPART_SLACK_BYTES
         return self.max_body_bytes
 
@@ -107,7 +111,7 @@ class RequestGuardMiddleware:
         return None
 
     def _too_large(self, scope: Scope) -> ApiError:
-        if scope["path"] in self.upload_paths:
+        if self._is_upload(scope):
             limit_mb = self.max_upload_bytes / (1 << 20)
             return ApiError(413, "file_too_large", f"the upload is larger than {limit_mb:g} MB")
         limit_kb = self.max_body_bytes / 1024

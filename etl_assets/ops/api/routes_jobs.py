@@ -200,7 +200,7 @@ def _receive_csv(
     is a CSV file of the dataset (the one its header fits, when not named); returns the path
     and the dataset's name, or raises ApiError naming what is wrong."""
     from etl_assets.datasets import dataset_for_header, get_dataset
-    from etl_assets.pipeline.csv_source import read_header
+    from etl_assets.pipeline.csv_source import CsvLimits, read_header
 
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(file.filename or "upload.csv").name)
     if not name.lower().endswith(CSV_SUFFIX):
@@ -227,7 +227,8 @@ def _receive_csv(
                 )
             out.write(block)
     try:
-        header = read_header(path, dataset_def.required_columns if dataset_def else (), name)
+        required = dataset_def.required_columns if dataset_def else ()
+        header = read_header(path, required, name, CsvLimits.from_settings(settings))
         if dataset_def is None:
             dataset_def = dataset_for_header(header, name)
     except PermanentError as exc:
