@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +44,10 @@ class Worker:
     """The warm worker process (fault_worker.py): fed one run request at a time, each run in
     a process of its own (`run_pid`) that can be killed while the worker lives on."""
 
-    def __init__(self, env: Mapping[str, str], log: Path) -> None:
+    def __init__(
+        self, env: Mapping[str, str], log: Path, describe_database: Callable[[], str]
+    ) -> None:
+        self.describe_database = describe_database  # for the message if a run hangs
         self._log = log.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, str(WORKER)], cwd=REPO, env=dict(env), stdin=subprocess.PIPE,
@@ -68,7 +71,10 @@ class Worker:
         try:
             return self._lines.get(timeout=timeout)
         except queue.Empty:
-            raise AssertionError(f"the worker said nothing for {timeout} s") from None
+            raise AssertionError(
+                f"the worker said nothing for {timeout} s; the database's sessions:\n"
+                + self.describe_database()
+            ) from None
 
     def send(self, request: dg.RunRequest) -> None:
         """Start one run of `request`; returns once its run process exists."""
@@ -166,7 +172,11 @@ class Moment:
         return sum(p.kind == self.kind for p in probes) >= self.nth
 
     def __str__(self) -> str:
-        return f"{self.delay:.2f} s after start" if self.kind == "delay" else f"{self.kind} #{self.nth}"
+        return (
+            f"{self.delay:.2f} s after start"
+            if self.kind == "delay"
+            else f"{self.kind} #{self.nth}"
+        )
 
 
 def random_moment(rng: np.random.Generator, chunks_left: int, typical_run: float) -> Moment:
@@ -274,8 +284,7 @@ def check_exactly_once(
     with platform.ledger.engine.connect() as conn:
         facts, keys = conn.execute(
             sa.text(
-                "SELECT count(*), count(DISTINCT (order_id, sku)) FROM sales_fact "
-                "WHERE job_id = :j"
+                "SELECT count(*), count(DISTINCT (order_id, sku)) FROM sales_fact WHERE job_id = :j"
             ),
             {"j": spec.job_id},
         ).one()
@@ -302,7 +311,6 @@ def check_exactly_once(
         f"event {event.id} handled {handled[event.id]} times"
     )
     return job
-
 
 
 class Rig:
@@ -335,7 +343,7 @@ class Rig:
     def take_worker(self) -> Worker:
         """The worker (started on first use)."""
         if self.worker is None:
-            self.worker = Worker(self.env, self.log)
+            self.worker = Worker(self.env, self.log, self.database_sessions)
         return self.worker
 
     def close(self) -> None:
@@ -377,6 +385,18 @@ class Rig:
         line = worker.wait_ran()
         self.run_seconds.append(time.monotonic() - started)
         return line
+
+    def database_sessions(self) -> str:
+        """The database's other sessions, one a line: state, wait, transaction age, query."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT pid, state, wait_event_type, wait_event, now() - xact_start, "
+                    "left(query, 100) FROM pg_stat_activity WHERE datname = "
+                    "current_database() AND pid <> pg_backend_pid()"
+                )
+            ).all()
+        return "\n".join(" | ".join(str(value) for value in row) for row in rows)
 
     def server_in_copy(self) -> bool:
         """Whether a session of the database is inside a COPY right now."""

@@ -145,8 +145,8 @@ def main() -> None:
         # connection or thread of its own, so the fork shares none.
         pid = os.fork()
         if pid == 0:
+            probe(f"run {job_id}")
             with dg.DagsterInstance.get() as instance:
-                probe(f"run {job_id}")
                 result = job.execute_in_process(
                     partition_key=job_id,
                     instance=instance,

@@ -118,7 +118,13 @@ def phase_of(probes: list[Probe], rig: Rig, job_id: str, in_copy: bool) -> str:
         return "between a chunk's commit and the next"
     if last == "completing":
         return "inside the completion transaction"
-    return "before the load (read, validate, enrich)" if last == "run" else "before the run"
+    if last == "step":
+        return {
+            "read_source": "reading and validating the file",
+            "enrich_step": "enrichment",
+            "load_rows": "the load, before its first COPY",
+        }[probes[-1].detail]
+    return "starting the run" if last == "run" else "before the run process began"
 
 
 def test_kill_9_at_random_moments_never_loses_or_doubles_a_row(
@@ -141,7 +147,7 @@ def test_kill_9_at_random_moments_never_loses_or_doubles_a_row(
             number += 1
             rows = int(rng.integers(5, 9)) * CHUNK_ROWS - int(rng.integers(0, CHUNK_ROWS))
             spec = submit_sales(rig.platform, f"kill{number}.csv", rows, seed=number)
-            for _ in range(int(rng.integers(1, 4))):  # kills of this job, one per attempt
+            for _ in range(int(rng.integers(2, 5))):  # kills of this job, one per attempt
                 if len(landed) == KILLS or rig.job(spec.job_id).status is JobStatus.COMPLETED:
                     break
                 request = rig.dispatch(spec.job_id)
@@ -219,9 +225,7 @@ def test_database_connections_cut_at_random_moments_cost_at_most_attempts(
     url = emptied(postgres_url)
     target = make_url(url)
     proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
-    via_proxy = target.set(host="127.0.0.1", port=proxy.port).render_as_string(
-        hide_password=False
-    )
+    via_proxy = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     overrides = settings_for(url, tmp_path, api, backoff_base_seconds=0.5)
     rig = make_rig(overrides, via_proxy, instance, tmp_path, handler_files)
     started = time.monotonic()
