@@ -13,6 +13,7 @@ platform around them as the product does (dispatch sensor, reaper, run monitorin
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from collections import Counter
@@ -28,6 +29,7 @@ from fault_rig import (
     Probes,
     Rig,
     check_exactly_once,
+    handled_counts,
     random_moment,
     submit_sales,
     wait_for,
@@ -38,7 +40,14 @@ from sqlalchemy.engine import make_url
 from tcp_proxy import TcpProxy
 
 from etl_assets.config import Settings
-from etl_assets.events.store import TRANSACTION_PARSED, unregister_handler
+from etl_assets.db import utcnow
+from etl_assets.events.store import (
+    TRANSACTION_PARSED,
+    events,
+    list_events,
+    record_event,
+    unregister_handler,
+)
 from etl_assets.ledger import JobStatus
 from etl_assets.reference_api import ReferenceApiServer
 from etl_assets.runs.recovery import find_run
@@ -268,3 +277,34 @@ def test_database_connections_cut_at_random_moments_cost_at_most_attempts(
         print(f"  job {job_id}: cut at {moment}: {phase}")
     assert len(landed) == CUTS
     assert len({phase for _, _, phase in landed}) >= 3
+
+
+def test_the_reaper_runs_the_handlers_of_an_event_a_dead_run_left_pending(
+    postgres_url: str,
+    tmp_path: Path,
+    api: ReferenceApiServer,
+    instance: dg.DagsterInstance,
+    handler_files: dict[str, Path],
+) -> None:
+    """What the kills inside the handler found: the job completed, its event pending, and
+    nothing ever ran the handlers. The reaper runs them once the event is older than the
+    stuck threshold (a live run would have run them by then), and only once."""
+    url = emptied(postgres_url)
+    platform = platform_for(
+        Settings(**settings_for(url, tmp_path, api)).resolved(), instance, tmp_path
+    )
+    engine = platform.ledger.engine
+    with engine.begin() as conn:  # committed with a job's completion; then the run died
+        event_id = record_event(conn, TRANSACTION_PARSED, {"rows_loaded": 1})
+
+    platform.daemon.tick("reaper_sensor")
+    assert handled_counts(handler_files["handled"]) == {}  # young: its run may be at it
+
+    with engine.begin() as conn:
+        conn.execute(events.update().values(created_at=utcnow() - dt.timedelta(seconds=5)))
+    platform.daemon.tick("reaper_sensor")
+    platform.daemon.tick("reaper_sensor")
+    assert handled_counts(handler_files["handled"]) == {event_id: 1}
+    [event] = list_events(engine)
+    assert event["status"] == "done"
+    assert [(h["handler"], h["status"]) for h in event["handlers"]] == [(HANDLER_NAME, "ok")]
