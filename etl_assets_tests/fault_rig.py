@@ -99,11 +99,14 @@ class Worker:
         assert line.startswith("ran "), f"the worker ended without a result ({line!r})"
         return line
 
-    def kill(self) -> None:
-        """kill -9 the current run's process; returns once it is gone."""
+    def kill(self) -> float:
+        """kill -9 the current run's process; returns when it was sent (time.time()) once
+        the process is gone."""
+        sent = time.time()
         os.kill(self.run_pid, signal.SIGKILL)
         line = self.wait_ran()
         assert line.endswith(f"killed by signal {signal.SIGKILL.value}"), line
+        return sent
 
     def stop(self) -> None:
         """Close its input and let it end; kill its group if it does not."""

@@ -110,10 +110,13 @@ def make_rig(
     return Rig(platform, env, Probes(files["probe"]), files["handled"], tmp_path / "workers.log")
 
 
-def phase_of(probes: list[Probe], rig: Rig, job_id: str, in_copy: bool) -> str:
-    """Which phase of the job a fault landed in, from the run's last probe and the ledger."""
+def phase_of(probes: list[Probe], rig: Rig, job_id: str, at: float, in_copy: bool) -> str:
+    """Which phase of the job a fault at `at` (time.time()) landed in, from the run's last
+    probe and the ledger. Inside a COPY: the server said so just before, or the fault came
+    within the pause the run makes right after the COPY began (it cannot have gone on)."""
     job = rig.job(job_id)
     last = probes[-1].kind if probes else "none"
+    in_copy = in_copy or (last == "copy" and at - probes[-1].at < PAUSE_SECONDS)
     if job.status is JobStatus.COMPLETED:
         if last in ("handler-start", "handler-end"):
             return "event handler"
@@ -166,10 +169,10 @@ def test_kill_9_at_random_moments_never_loses_or_doubles_a_row(
                 worker.send(request)
                 if not wait_for(worker, rig.probes, moment):
                     break  # the run ended first: the job is done, no kill
-                in_copy = rig.server_in_copy()
-                worker.kill()
+                in_copy = moment.kind == "copy" and rig.server_in_copy()
+                killed_at = worker.kill()
                 probes = rig.probes.since_mark(worker.run_pid)
-                phase = phase_of(probes, rig, spec.job_id, in_copy)
+                phase = phase_of(probes, rig, spec.job_id, killed_at, in_copy)
                 landed.append((spec.job_id, str(moment), phase))
                 rig.handlings.note_fault(probes, rig.engine)
                 recover_after_kill(rig, spec.job_id, rng, timeouts)
@@ -258,10 +261,12 @@ def test_database_connections_cut_at_random_moments_cost_at_most_attempts(
                 worker.send(rig.dispatch(spec.job_id))
                 if not wait_for(worker, rig.probes, moment):
                     continue  # the run ended first
+                cut_at = time.time()
                 proxy.cut()
                 down = float(rng.uniform(0.05, 0.4))
                 probes = rig.probes.since_mark(worker.run_pid)
-                landed.append((spec.job_id, str(moment), phase_of(probes, rig, spec.job_id, False)))
+                phase = phase_of(probes, rig, spec.job_id, cut_at, False)
+                landed.append((spec.job_id, str(moment), phase))
                 time.sleep(down)
                 proxy.restore()
                 worker.wait_ran()
