@@ -211,7 +211,7 @@ def wait_for(worker: Worker, probes: Probes, moment: Moment) -> bool:
         if line is not None:
             assert line.startswith("ran ") and "killed" not in line, line
             return False
-        time.sleep(0.005)
+        time.sleep(0.01)
     raise AssertionError(f"run {worker.run_pid} reached neither {moment} nor its end")
 
 

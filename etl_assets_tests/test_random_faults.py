@@ -159,7 +159,7 @@ def test_kill_9_at_random_moments_never_loses_or_doubles_a_row(
             number += 1
             rows = int(rng.integers(5, 9)) * CHUNK_ROWS - int(rng.integers(0, CHUNK_ROWS))
             spec = submit_sales(rig.platform, f"kill{number}.csv", rows, seed=number)
-            for _ in range(int(rng.integers(2, 5))):  # kills of this job, one per attempt
+            for _ in range(int(rng.integers(3, 6))):  # kills of this job, one per attempt
                 if len(landed) == KILLS or rig.job(spec.job_id).status is JobStatus.COMPLETED:
                     break
                 request = rig.dispatch(spec.job_id)
