@@ -44,7 +44,9 @@ def build_reaper_sensor(
                 )
         # A run killed after its load committed, before or while its event's handlers ran,
         # left the event pending, and its job is completed: nothing else would run them.
-        handled = retry_abandoned_events(ledger.ledger.engine, stale_before)
+        # A few per tick: a handler may wait for its timeout (the webhook's, 10 s by
+        # default), and the tick must end within the sensor's 60 s.
+        handled = retry_abandoned_events(ledger.ledger.engine, stale_before, limit=5)
         if handled:
             context.log.warning(f"ran the handlers of events left pending: {handled}")
         return dg.SkipReason(
