@@ -76,10 +76,11 @@ class Worker:
                 + self.describe_database()
             ) from None
 
-    def send(self, request: dg.RunRequest) -> None:
-        """Start one run of `request`; returns once its run process exists."""
+    def send(self, request: dg.RunRequest, aim: str = "") -> None:
+        """Start one run of `request`, which pauses at the probes of kind `aim`; returns
+        once its run process exists."""
         assert self.process.stdin is not None
-        body = {"partition_key": request.partition_key, "tags": dict(request.tags)}
+        body = {"partition_key": request.partition_key, "tags": dict(request.tags), "aim": aim}
         self.process.stdin.write((json.dumps(body) + "\n").encode())
         self.process.stdin.flush()
         line = self._next_line(RUN_TIMEOUT)

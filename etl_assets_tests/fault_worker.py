@@ -6,9 +6,10 @@ run of the sales asset job per line read from stdin (a dispatch run request as J
 `partition_key` and `tags`), as test_recovery.py's one-shot run script does, each in a run
 process forked for it (`started PID`), and prints `ran JOB_ID ok|failed|killed ...` after each.
 
-So that a kill can be aimed at a phase of the job, the worker writes a probe line (`pid time
-phase detail`) to FAULT_PROBE_FILE at each of these points, then pauses FAULT_PAUSE_SECONDS to widen
-the window (the product code itself is unchanged; only these calls are wrapped):
+So that a fault can be aimed at a phase of the job, the worker writes a probe line (`pid time
+kind detail`) to FAULT_PROBE_FILE at each of these points and, at the kind the run's fault is
+aimed at (the request's `aim`), pauses FAULT_PAUSE_SECONDS to widen that moment. The product
+code is unchanged; only these calls are wrapped:
 
 - `copy N`: COPY FROM STDIN is open on the server and the client is streaming the rows;
 - `committed`: a chunk's transaction (rows, quarantine, checkpoint) has just committed;
@@ -30,6 +31,7 @@ from typing import Any
 HANDLER_NAME = "fault-test-handler"
 PATHS = {"probe": "", "handled": ""}  # set by configure()
 PAUSE = {"seconds": 0.03}
+AIM = {"kind": ""}  # the probe kind the current run's fault is aimed at: only it pauses
 
 
 def configure(probe_file: str, handled_file: str, pause_seconds: float) -> None:
@@ -50,10 +52,17 @@ def probe(line: str) -> None:
         os.close(fd)
 
 
+def pause(kind: str, times: int = 1) -> None:
+    """Pause at a probe of `kind` if the run's fault is aimed at that kind (pausing at every
+    probe would cost each run about a second)."""
+    if AIM["kind"] == kind:
+        time.sleep(PAUSE["seconds"] * times)
+
+
 def handle_event(event: Any) -> None:
     """The test's `transaction.parsed` handler: slow enough for a kill to land inside it."""
     probe(f"handler-start {event.id}")
-    time.sleep(PAUSE["seconds"] * 4)
+    pause("handler-start", 4)
     if PATHS["handled"]:
         fd = os.open(PATHS["handled"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -87,7 +96,7 @@ def instrument() -> None:
             self._probed = True
             copies["n"] += 1
             probe(f"copy {copies['n']}")
-            time.sleep(PAUSE["seconds"])
+            pause("copy")
         return real_readinto(self, buffer)
 
     def check(self: Any) -> None:
@@ -95,12 +104,12 @@ def instrument() -> None:
         # step's chunks, the end of every step) are not that moment
         if sys._getframe(1).f_code.co_name == "load_job":
             probe("committed")
-            time.sleep(PAUSE["seconds"])
+            pause("committed")
         real_check(self)
 
     def record(*args: Any, **kwargs: Any) -> int:
         probe("completing")
-        time.sleep(PAUSE["seconds"])
+        pause("completing")
         return real_record(*args, **kwargs)
 
     def step(module: Any, name: str) -> None:
@@ -149,6 +158,7 @@ def main() -> None:
         # connection or thread open, so the fork shares none.
         pid = os.fork()
         if pid == 0:
+            AIM["kind"] = request.get("aim", "")
             probe(f"run {job_id}")
             with dg.DagsterInstance.get() as instance:
                 result = job.execute_in_process(

@@ -56,7 +56,7 @@ SEED = int(os.environ.get("ETL_FAULT_SEED", "20261201"))
 KILLS = int(os.environ.get("ETL_FAULT_KILLS", "20"))
 CUTS = int(os.environ.get("ETL_FAULT_CUTS", "10"))
 CHUNK_ROWS = 250
-PAUSE_SECONDS = 0.03  # each probe's pause: widens the moment a fault aims at
+PAUSE_SECONDS = 0.03  # the pause at the probes a fault aims at: widens that moment
 
 
 def settings_for(url: str, tmp_path: Path, api: ReferenceApiServer, **extra: object) -> dict:
@@ -110,13 +110,14 @@ def make_rig(
     return Rig(platform, env, Probes(files["probe"]), files["handled"], tmp_path / "workers.log")
 
 
-def phase_of(probes: list[Probe], rig: Rig, job_id: str, at: float, in_copy: bool) -> str:
+def phase_of(probes: list[Probe], rig: Rig, job_id: str, at: float, aim: str, in_copy: bool) -> str:
     """Which phase of the job a fault at `at` (time.time()) landed in, from the run's last
     probe and the ledger. Inside a COPY: the server said so just before, or the fault came
-    within the pause the run makes right after the COPY began (it cannot have gone on)."""
+    within the pause a run aimed at COPYs makes as one begins (it cannot have gone on)."""
     job = rig.job(job_id)
     last = probes[-1].kind if probes else "none"
-    in_copy = in_copy or (last == "copy" and at - probes[-1].at < PAUSE_SECONDS)
+    paused = aim == "copy" and last == "copy" and at - probes[-1].at < PAUSE_SECONDS
+    in_copy = in_copy or paused
     if job.status is JobStatus.COMPLETED:
         if last in ("handler-start", "handler-end"):
             return "event handler"
@@ -169,13 +170,13 @@ def test_kill_9_at_random_moments_never_loses_or_doubles_a_row(
                 worker = rig.take_worker()
                 moment = random_moment(rng, rig.chunks_left(spec), rig.typical_run())
                 rig.probes.mark()
-                worker.send(request)
+                worker.send(request, aim=moment.kind)
                 if not wait_for(worker, rig.probes, moment):
                     break  # the run ended first: the job is done, no kill
                 in_copy = moment.kind == "copy" and rig.server_in_copy()
                 killed_at = worker.kill()
                 probes = rig.probes.since_mark(worker.run_pid)
-                phase = phase_of(probes, rig, spec.job_id, killed_at, in_copy)
+                phase = phase_of(probes, rig, spec.job_id, killed_at, moment.kind, in_copy)
                 landed.append((spec.job_id, str(moment), phase))
                 rig.handlings.note_fault(probes, rig.engine)
                 recover_after_kill(rig, spec.job_id, rng, timeouts)
@@ -262,14 +263,14 @@ def test_database_connections_cut_at_random_moments_cost_at_most_attempts(
                 worker = rig.take_worker()
                 moment = random_moment(rng, rig.chunks_left(spec), rig.typical_run())
                 rig.probes.mark()
-                worker.send(rig.dispatch(spec.job_id))
+                worker.send(rig.dispatch(spec.job_id), aim=moment.kind)
                 if not wait_for(worker, rig.probes, moment):
                     continue  # the run ended first
                 cut_at = time.time()
                 proxy.cut()
                 down = float(rng.uniform(0.05, 0.4))
                 probes = rig.probes.since_mark(worker.run_pid)
-                phase = phase_of(probes, rig, spec.job_id, cut_at, False)
+                phase = phase_of(probes, rig, spec.job_id, cut_at, moment.kind, False)
                 landed.append((spec.job_id, str(moment), phase))
                 time.sleep(down)
                 proxy.restore()
