@@ -50,7 +50,7 @@ from etl_assets.events.store import (
 )
 from etl_assets.ledger import JobStatus
 from etl_assets.reference_api import ReferenceApiServer
-from etl_assets.runs.recovery import find_run
+from etl_assets.runs.recovery import WAITING_STATUSES, find_run
 
 SEED = int(os.environ.get("ETL_FAULT_SEED", "20261201"))
 KILLS = int(os.environ.get("ETL_FAULT_KILLS", "20"))
@@ -217,6 +217,10 @@ def recover_after_kill(
     assert job.status is JobStatus.PROCESSING, (job.status, job.error_message)
     by_monitoring = rng.random() < 0.5  # drawn every time: the seed's sequence stays the same
     run = find_run(rig.instance, job)
+    if run is not None and run.status in WAITING_STATUSES:
+        # Killed before its run started: the reaper leaves a run that waits for a slot alone
+        # however stale the job; run monitoring's start timeout is what fails it.
+        by_monitoring = True
     if by_monitoring and run is not None and not run.is_finished:
         # What Dagster's run monitoring does when it finds a run's process gone.
         rig.instance.report_run_failed(run, message="run worker process died (kill -9)")
