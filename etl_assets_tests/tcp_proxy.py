@@ -25,10 +25,7 @@ class TcpProxy:
         """Drop every open connection; refuse new ones."""
         self._cut.set()
         with self._lock:
-            for sock in self._open:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
+            _drop(*self._open)
             self._open.clear()
 
     def restore(self) -> None:
@@ -55,6 +52,11 @@ class TcpProxy:
                 client.close()
                 continue
             with self._lock:
+                # A cut may have come while connecting: checked under the lock cut() takes,
+                # so no connection slips through it.
+                if self._cut.is_set():
+                    _drop(client, upstream)
+                    continue
                 self._open |= {client, upstream}
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
@@ -66,6 +68,16 @@ class TcpProxy:
         except OSError:
             pass
         finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.close()
+            _drop(source, sink)
+            with self._lock:
+                self._open -= {source, sink}
+
+
+def _drop(*socks: socket.socket) -> None:
+    """Shut down and close: shutdown() first, since close() alone neither wakes the other
+    pump's recv() on the socket nor sends the peer its end while that recv() holds it (the
+    server would keep the session, and its locks, open)."""
+    for sock in socks:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()

@@ -5,7 +5,8 @@ in the same transaction as the change (`record_event`), so a committed load alwa
 event and a rolled-back one never does. Handlers run *after* the commit (`dispatch_event`):
 each handler's outcome (`ok`, or `failed` with its error) is a row in `event_handler_runs`,
 a failing handler never undoes the change, and `retry_events` runs failed (or never-run)
-handlers again. No message queue: handlers are Python functions registered per topic
+handlers again; the reaper runs those of events a dead process left `pending`
+(`retry_abandoned_events`). No message queue: handlers are Python functions registered per topic
 (`events.handlers`); the platform's own (`events.platform_handlers`) are registered once per
 process before the first dispatch.
 
@@ -17,6 +18,7 @@ process before the first dispatch.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -53,6 +55,7 @@ __all__ = [
     "publish_event",
     "record_event",
     "register_handler",
+    "retry_abandoned_events",
     "retry_events",
     "summary",
     "unregister_handler",
@@ -199,6 +202,30 @@ def retry_events(
         stmt = stmt.where(events.c.status != "done")
     if topic:
         stmt = stmt.where(events.c.topic == topic)
+    with engine.connect() as conn:
+        ids: list[int] = list(conn.execute(stmt).scalars())
+    return {event_id: dispatch_event(engine, event_id) for event_id in ids}
+
+
+def retry_abandoned_events(
+    engine: Engine, recorded_before: dt.datetime, limit: int = 50
+) -> dict[int, str]:
+    """Run the handlers of events still `pending` that were recorded before
+    `recorded_before`; returns each event's new status.
+
+    An event is `pending` from its commit until the process that committed it has run its
+    handlers (`dispatch_event`). If that process dies in between (kill -9 after a job's
+    load committed, or while a handler ran), nothing else would ever run them: the reaper
+    calls this with its stuck threshold, long after a live process would have finished.
+    Handlers that already succeeded are not run again; one that was cut off is (delivery is
+    at least once). Failed events are left to `etl events retry`.
+    """
+    stmt = (
+        sa.select(events.c.id)
+        .where(events.c.status == "pending", events.c.created_at < recorded_before)
+        .order_by(events.c.id)
+        .limit(limit)
+    )
     with engine.connect() as conn:
         ids: list[int] = list(conn.execute(stmt).scalars())
     return {event_id: dispatch_event(engine, event_id) for event_id in ids}

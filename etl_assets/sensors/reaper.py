@@ -1,10 +1,12 @@
-"""The reaper: takes back processing jobs whose run died, hung, ended or was cancelled."""
+"""The reaper: takes back processing jobs whose run died, hung, ended or was cancelled, and
+runs the event handlers a dead run left unrun."""
 
 import datetime as dt
 
 import dagster as dg
 
 from etl_assets.db import utcnow
+from etl_assets.events.store import retry_abandoned_events
 from etl_assets.resources.ledger import LedgerResource
 from etl_assets.runs.recovery import apply, diagnose, find_run
 from etl_assets.runs.retries import Backoff
@@ -21,7 +23,8 @@ def build_reaper_sensor(
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             f"Reclaims processing jobs whose heartbeat is older than {stuck_after_seconds:.0f} s "
-            "or whose Dagster run has ended without updating the ledger."
+            "or whose Dagster run has ended without updating the ledger, and runs the handlers "
+            "of events a dead run left pending."
         ),
     )
     def reaper_sensor(context: dg.SensorEvaluationContext, ledger: LedgerResource) -> dg.SkipReason:
@@ -39,6 +42,17 @@ def build_reaper_sensor(
                     f"job={job.job_id} {verdict.action.value}: {verdict.reason}; "
                     f"now {after.status.value}"
                 )
-        return dg.SkipReason(f"reclaimed {reclaimed} job(s)" if reclaimed else "no stuck jobs")
+        # A run killed after its load committed, before or while its event's handlers ran,
+        # left the event pending, and its job is completed: nothing else would run them.
+        # A few per tick: a handler may wait for its timeout (the webhook's, 10 s by
+        # default), and the tick must end within the sensor's 60 s.
+        handled = retry_abandoned_events(ledger.ledger.engine, stale_before, limit=5)
+        if handled:
+            context.log.warning(f"ran the handlers of events left pending: {handled}")
+        return dg.SkipReason(
+            f"reclaimed {reclaimed} job(s), {len(handled)} pending event(s)"
+            if reclaimed or handled
+            else "no stuck jobs"
+        )
 
     return reaper_sensor
