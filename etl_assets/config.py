@@ -54,8 +54,8 @@ class Settings:
         1_000_000, "Files up to this size are small jobs, which may share a batch run."
     )
     chunk_rows: int = _setting(
-        25_000,
-        "Rows per chunk: bounds memory (about 300 MB per run process) and is the checkpoint unit.",
+        20_000,
+        "Rows per chunk: bounds memory (about 250 MB per run process) and is the checkpoint unit.",
     )
     csv_max_columns: int = _setting(
         1000, "Widest header a CSV file may have; a wider one fails the job (permanent)."

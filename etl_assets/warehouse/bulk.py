@@ -196,7 +196,7 @@ def _with_raw_cursor(conn: sa.Connection, statement: str, call: Callable[[Any], 
 
 
 # Rows formatted (or converted) at a time: a slice's copies stay a few MB whatever the chunk.
-SLICE_ROWS = 10_000
+SLICE_ROWS = 5_000
 COPY_READ_BYTES = 1 << 20
 
 
