@@ -36,11 +36,14 @@ def test_small_jobs_are_batched_and_the_rest_run_alone() -> None:
     batches = [r for r in requests if r.job_name == BATCH_JOB]
     alone = [r.partition_key for r in requests if r.job_name != BATCH_JOB]
     assert [r.run_config["ops"]["run_job_batch"]["config"]["job_ids"] for r in batches] == [
-        ["a", "b"]
+        ["a", "b"],
+        ["c"],  # the last small job: a batch of one, the lighter run
     ]
     assert batches[0].tags[BATCH_TAG] == "2" and batches[0].tags["dagster/priority"] == "3"
     assert batches[0].tags[f"{JOB_TAG_PREFIX}a"] == "1"
-    assert alone == ["big", "c"]  # c, the last small job, would be a batch of one
+    assert batches[1].tags[BATCH_TAG] == "1" and batches[1].tags[f"{JOB_TAG_PREFIX}c"] == "1"
+    assert alone == ["big"]
+    assert len({r.run_key for r in requests}) == len(requests)
     # The sensor targets two jobs: the daemon refuses a request that does not name its job.
     assert {r.job_name for r in requests} == {BATCH_JOB, "sales_job"}
     assert all(r.job_name != BATCH_JOB for r in plan_runs(jobs, 1, 100))
