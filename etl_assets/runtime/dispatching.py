@@ -107,23 +107,26 @@ _location: CodeLocation | None = None
 def code_location(instance: dg.DagsterInstance) -> CodeLocation:
     """The code location, loaded into this process once (importing it costs a few seconds
     of CPU, so a long-lived process such as the ops API pays it on its first submission
-    only) under workspace.yaml's name for it."""
+    only)."""
     global _location
+    with _lock:
+        if _location is None:
+            _location = load_code_location(instance)
+        return _location
+
+
+def load_code_location(instance: dg.DagsterInstance) -> CodeLocation:
+    """The code location loaded in this process, under workspace.yaml's name for it."""
     from dagster._core.remote_origin import InProcessCodeLocationOrigin
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
-    with _lock:
-        if _location is None:
-            origin = InProcessCodeLocationOrigin(
-                LoadableTargetOrigin(
-                    executable_path=sys.executable,
-                    module_name=CODE_MODULE,
-                    working_directory=os.getcwd(),
-                ),
-                location_name=LOCATION_NAME,
-            )
-            _location = origin.create_location(instance)
-        return _location
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(
+            executable_path=sys.executable, module_name=CODE_MODULE, working_directory=os.getcwd()
+        ),
+        location_name=LOCATION_NAME,
+    )
+    return origin.create_location(instance)
 
 
 def start_due_jobs(ledger: Ledger, settings: Settings) -> list[dg.DagsterRun]:
