@@ -23,6 +23,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -50,6 +51,21 @@ ACTIVE_RUNS = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """How a dispatcher claims and groups jobs: at most `batch_size` per tick, up to
+    `jobs_per_run` small jobs (files of at most `small_job_bytes`) in one batch run."""
+
+    batch_size: int
+    jobs_per_run: int
+    small_job_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunPlan:
+        """The plan of BATCH_SIZE, JOBS_PER_RUN and SMALL_JOB_BYTES."""
+        return cls(settings.batch_size, settings.jobs_per_run, settings.small_job_bytes)
 
 
 def run_request_for(job: Job) -> dg.RunRequest:
