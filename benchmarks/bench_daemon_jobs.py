@@ -49,9 +49,9 @@ def main() -> None:
     from processes import background, wait_for_line
 
     from etl_assets import migrations
-    from etl_assets.assets import ETL_JOB
     from etl_assets.assets.batch import BATCH_JOB
     from etl_assets.config import Settings
+    from etl_assets.datasets import get_dataset
     from etl_assets.datasets.samples import sales_frame, write_sales_csv
     from etl_assets.db import engine_for
     from etl_assets.intake.publisher import publish_file, source_archive
@@ -61,6 +61,7 @@ def main() -> None:
     from etl_assets.runtime.celery_app import READY_LINE
     from etl_assets.runtime.instance import initialize_pools, write_dagster_home
 
+    sales_job = get_dataset("sales").job_name  # the per-job asset job of the files sent here
     print(f"machine: {machine()}")
     print(f"load before: {uptime()}")
     with ExitStack() as stack:
@@ -127,9 +128,9 @@ def main() -> None:
             )
             while instance.get_runs_count(unfinished) and time.monotonic() < deadline:
                 time.sleep(0.5)
-            runs = instance.get_runs(dg.RunsFilter(job_name=ETL_JOB))
+            runs = instance.get_runs(dg.RunsFilter(job_name=sales_job))
             runs += instance.get_runs(dg.RunsFilter(job_name=BATCH_JOB))
-            records = instance.get_run_records(dg.RunsFilter(job_name=ETL_JOB))
+            records = instance.get_run_records(dg.RunsFilter(job_name=sales_job))
             records += instance.get_run_records(dg.RunsFilter(job_name=BATCH_JOB))
             events = instance.fetch_materializations(
                 dg.AssetKey(["sales", "sales_fact"]), limit=args.jobs * 2
