@@ -118,6 +118,16 @@ def plan_runs(claimed: list[Job], jobs_per_run: int, small_job_bytes: int) -> li
 
 _lock = threading.Lock()  # one load of the code location; one run created at a time
 _location: CodeLocation | None = None
+_instances: dict[str, dg.DagsterInstance] = {}
+
+
+def _instance_of(home: str) -> dg.DagsterInstance:
+    """The Dagster instance of `home`, opened once per process: opening one on PostgreSQL
+    storage (engines, a schema check) took about a second of each submission under load."""
+    with _lock:
+        if home not in _instances:
+            _instances[home] = dg.DagsterInstance.from_config(home)
+        return _instances[home]
 
 
 def code_location(instance: dg.DagsterInstance) -> CodeLocation:
@@ -153,8 +163,8 @@ def start_due_jobs(ledger: Ledger, settings: Settings) -> list[dg.DagsterRun]:
     if not settings.dagster_home:
         return []
     try:
-        with dg.DagsterInstance.get() as instance:
-            return start_due_jobs_on(instance, ledger, settings, code_location(instance))
+        instance = _instance_of(settings.dagster_home)
+        return start_due_jobs_on(instance, ledger, settings, code_location(instance))
     except Exception:  # a submission must not fail because of this shortcut
         logger.warning("runs not started at submission; the dispatch sensor will", exc_info=True)
         return []
