@@ -126,12 +126,17 @@ def measure(launcher: str, args: argparse.Namespace) -> None:
         # One file first, not counted: the daemon's code server, the API's code location and
         # the workers' first connections start cold once, as after any deploy.
         sent, job_id = send(0)
-        wait_finished(ledger, job_id, timeout=300)
+        wait_finished(ledger, job_id, timeout=1800)
         results = []
         for n in range(1, args.files + 1):
             sent, job_id = send(n)
-            job = wait_finished(ledger, job_id, timeout=300)
+            job = wait_finished(ledger, job_id, timeout=1800)
             results.append(timeline(ledger, job, sent))
+            # One line per file as it goes: on a loaded machine a run can take minutes.
+            print(
+                f"  file {n}: {results[-1]['completed']:.2f} s, attempts {job.attempts}",
+                flush=True,
+            )
         load = load_average()
     report(launcher, args, results, load)
 
