@@ -59,8 +59,11 @@ bench-large: $(STAMP) ## 1M- and 5M-row jobs against raw COPY; 1M rows on SQLite
 	$(BIN)/python benchmarks/bench_large_file.py --rows 5000000
 	$(BIN)/python benchmarks/bench_large_file.py --sqlite
 
-bench-daemon: $(STAMP) ## 500 small jobs through the real daemon path, in batch runs
+bench-daemon: $(STAMP) ## 500 small jobs through the real daemon, both launchers; time to warehouse of one small file
 	$(BIN)/python benchmarks/bench_daemon_jobs.py
+	$(BIN)/python benchmarks/bench_daemon_jobs.py --celery-workers 2
+	$(BIN)/python benchmarks/bench_time_to_warehouse.py --via api
+	$(BIN)/python benchmarks/bench_time_to_warehouse.py --via cli
 
 bench-ledger: $(STAMP) ## the ledger's queries, etl prune, and every operator read (API, dashboard, CLI) at 1,000,000 jobs
 	$(BIN)/python benchmarks/bench_ledger_scale.py

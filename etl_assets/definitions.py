@@ -22,6 +22,7 @@ from etl_assets.resources.ledger import LedgerResource
 from etl_assets.resources.pipeline import PipelineSettingsResource
 from etl_assets.resources.staging import JobStagingIOManager, StagingResource
 from etl_assets.runs.retries import Backoff
+from etl_assets.runtime.dispatching import RunPlan
 from etl_assets.sensors.alerts import build_alerts_sensor
 from etl_assets.sensors.dispatch import build_dispatch_sensor
 from etl_assets.sensors.downstream import build_downstream_sensor
@@ -86,7 +87,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 downstream_job, datasets, DOWNSTREAM_CHECKS, settings.downstream_interval_seconds
             ),
             build_inbox_sensor(
-                settings.inbox_dir, settings.inbox_settle_seconds, settings.inbox_interval_seconds
+                settings.inbox_dir,
+                settings.inbox_settle_seconds,
+                settings.inbox_interval_seconds,
+                [*dataset_jobs, batch_job],
+                RunPlan.from_settings(settings),
             ),
             build_dispatch_sensor(
                 dataset_jobs,

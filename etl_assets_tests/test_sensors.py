@@ -37,14 +37,43 @@ def test_inbox_sensor_registers_files_and_their_partitions(
     write_sales_csv(inbox / "a_again.csv", frame)
     daemon = LocalDaemon(build_definitions(settings), instance)
 
-    assert daemon.tick("inbox_sensor") == []  # it only publishes; dispatch runs the jobs
+    # The tick that registers the file claims its job and requests its run, as a dispatch
+    # tick would, so a dropped file waits for one tick, not two.
+    [request] = daemon.tick("inbox_sensor")
 
     [job] = ledger_for.list_jobs()
-    assert (job.source_name, job.status) == ("a.csv", JobStatus.PENDING)
+    assert (job.source_name, job.status, job.attempts) == ("a.csv", JobStatus.PROCESSING, 1)
+    assert (request.partition_key, request.run_key) == (job.job_id, f"{job.job_id}:1")
     assert instance.get_dynamic_partitions("sales_jobs") == [job.job_id]
     assert list(inbox.iterdir()) == []
+    assert daemon.tick("dispatch_sensor") == []  # claimed once: the ledger's compare-and-set
     assert daemon.tick("inbox_sensor") == []
     assert len(ledger_for.list_jobs()) == 1
+    [result] = [daemon.execute(request)]
+    assert result.success and ledger_for.get(job.job_id).status is JobStatus.COMPLETED
+
+
+def test_inbox_sensor_leaves_duplicates_and_other_due_jobs_to_the_dispatcher(
+    settings: Settings, instance: dg.DagsterInstance, ledger_for: Ledger
+) -> None:
+    inbox = Path(settings.inbox_dir) / "sales"
+    daemon = LocalDaemon(build_definitions(settings), instance)
+    write_sales_csv(inbox / "a.csv", sales_frame(9))
+    [first] = daemon.tick("inbox_sensor")
+    waiting = claimed_job(ledger_for, "retry-later.csv")  # claimed and given back below
+    ledger_for.requeue_or_fail(
+        waiting.job_id,
+        run_id=None,
+        attempt=1,
+        error_type=ErrorType.TRANSIENT,
+        message="x",
+        retry_at=waiting.created_at,
+    )
+    write_sales_csv(inbox / "a_again.csv", sales_frame(9))  # the same content: no new job
+    assert daemon.tick("inbox_sensor") == []
+    assert ledger_for.get(waiting.job_id).status is JobStatus.PENDING
+    [request] = daemon.tick("dispatch_sensor")
+    assert request.partition_key == waiting.job_id and first.partition_key != waiting.job_id
 
 
 def test_inbox_sensor_leaves_unsettled_files(

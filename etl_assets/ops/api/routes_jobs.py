@@ -121,6 +121,7 @@ def _add_job_routes(app: FastAPI) -> None:
         answers 200 with the existing job and `duplicate: true`; a new job answers 201."""
         settings, engine = _state(request)
         from etl_assets.intake.publisher import publish_file, source_archive
+        from etl_assets.runtime.dispatching import start_due_jobs
 
         with tempfile.TemporaryDirectory(prefix="etl-upload-") as folder:
             path, dataset_name = _receive_csv(file, Path(folder), settings, dataset)
@@ -138,6 +139,7 @@ def _add_job_routes(app: FastAPI) -> None:
             note = actions.add_partitions([job])
             if note:
                 logger.warning("job=%s: %s", job.job_id, note)
+            start_due_jobs(ledger, settings)  # its run now, not at the dispatcher's next tick
         message = (
             f"job {job.job_id} created from {job.source_name}"
             if published.created
