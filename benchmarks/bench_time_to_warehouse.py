@@ -75,7 +75,7 @@ def measure(launcher: str, args: argparse.Namespace) -> None:
     bin_dir = Path(sys.executable).parent
     with ExitStack() as stack:
         api = stack.enter_context(ReferenceApiServer())
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(ignore_cleanup_errors=True)))
         env = os.environ | {
             "DATABASE_URL": stack.enter_context(scratch_postgres()),
             "DATA_DIR": str(tmp / "data"),
@@ -137,8 +137,8 @@ def measure(launcher: str, args: argparse.Namespace) -> None:
                 f"  file {n}: {results[-1]['completed']:.2f} s, attempts {job.attempts}",
                 flush=True,
             )
-        load = load_average()
-    report(launcher, args, results, load)
+        # Printed before the clean-up: the daemon may still write to its home as it stops.
+        report(launcher, args, results, load_average())
 
 
 def submit(
