@@ -29,7 +29,6 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "etl_assets_tests"))  # processes.background, shared with tests
 
 TARGET_PER_JOB = 0.15  # seconds per job of a 500-job burst, issue 14 target 4
-BROKER = os.environ.get("ETL_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 
 def main() -> None:
@@ -44,22 +43,17 @@ def main() -> None:
     args = parser.parse_args()
 
     import dagster as dg
-    from common import machine, scratch_postgres
+    from common import machine, prepare_platform, scratch_postgres, use_celery_workers
     from dagster._core.storage.dagster_run import FINISHED_STATUSES as FINISHED_RUNS
     from processes import background, wait_for_line
 
-    from etl_assets import migrations
     from etl_assets.assets.batch import BATCH_JOB
-    from etl_assets.config import Settings
     from etl_assets.datasets import get_dataset
     from etl_assets.datasets.samples import sales_frame, write_sales_csv
-    from etl_assets.db import engine_for
     from etl_assets.intake.publisher import publish_file, source_archive
-    from etl_assets.ledger import Ledger
     from etl_assets.ledger.models import FINISHED_STATUSES
     from etl_assets.reference_api import ReferenceApiServer
     from etl_assets.runtime.celery_app import READY_LINE
-    from etl_assets.runtime.instance import initialize_pools, write_dagster_home
 
     sales_job = get_dataset("sales").job_name  # the per-job asset job of the files sent here
     print(f"machine: {machine()}")
@@ -85,17 +79,8 @@ def main() -> None:
             "LOG_LEVEL": "WARNING",
         }
         if args.celery_workers:
-            # Workers in other processes share Dagster's storage: PostgreSQL, as in production.
-            dagster_pg = stack.enter_context(scratch_postgres(migrate=False))
-            env["DAGSTER_PG_URL"] = dagster_pg.replace("postgresql://", "postgresql+psycopg2://")
-            env["CELERY_BROKER_URL"] = BROKER
-            env["CELERY_QUEUE"] = f"etl-bench-{uuid.uuid4().hex[:8]}"  # private to this run
-        os.environ.update(env)
-        settings = Settings.from_env()
-        write_dagster_home(tmp / "dagster_home", REPO / "dagster.yaml", settings)
-        initialize_pools(tmp / "dagster_home")
-        migrations.upgrade(engine_for(settings))
-        ledger = Ledger(engine_for(settings))
+            use_celery_workers(stack, env)
+        settings, ledger = prepare_platform(tmp / "dagster_home", env)
         archive = source_archive(settings.staging_dir)
         for n in range(args.jobs):
             frame = sales_frame(args.rows, seed=n, order_prefix=f"SMALL{n:04d}")

@@ -33,7 +33,6 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "etl_assets_tests"))  # processes.background, shared with tests
 
-BROKER = os.environ.get("ETL_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 TARGETS = {"default": 8.0, "celery": 3.0}  # p50 seconds, issue 14 target 4
 API_TOKEN = uuid.uuid4().hex  # an operator token for this run's `etl api` only
 STAGES = ("created", "claimed", "run created", "run started", "work started", "completed")
@@ -60,17 +59,12 @@ def main() -> None:
 
 def measure(launcher: str, args: argparse.Namespace) -> None:
     """Start the daemon (and workers) for `launcher`, send the files one at a time, print."""
-    from common import scratch_postgres
+    from common import prepare_platform, scratch_postgres, use_celery_workers
     from processes import background, wait_for_line
 
-    from etl_assets import migrations
-    from etl_assets.config import Settings
     from etl_assets.datasets.samples import sales_frame, write_sales_csv
-    from etl_assets.db import engine_for
-    from etl_assets.ledger import Ledger
     from etl_assets.reference_api import ReferenceApiServer
     from etl_assets.runtime.celery_app import READY_LINE
-    from etl_assets.runtime.instance import initialize_pools, write_dagster_home
 
     bin_dir = Path(sys.executable).parent
     with ExitStack() as stack:
@@ -87,17 +81,8 @@ def measure(launcher: str, args: argparse.Namespace) -> None:
             "OPS_API_OPERATOR_TOKENS": API_TOKEN,
         }
         if launcher == "celery":
-            # Workers in other processes share Dagster's storage: PostgreSQL, as in production.
-            dagster_pg = stack.enter_context(scratch_postgres(migrate=False))
-            env["DAGSTER_PG_URL"] = dagster_pg.replace("postgresql://", "postgresql+psycopg2://")
-            env["CELERY_BROKER_URL"] = BROKER
-            env["CELERY_QUEUE"] = f"etl-bench-{uuid.uuid4().hex[:8]}"  # private to this run
-        os.environ.update(env)
-        settings = Settings.from_env()
-        write_dagster_home(tmp / "dagster_home", REPO / "dagster.yaml", settings)
-        initialize_pools(tmp / "dagster_home")
-        migrations.upgrade(engine_for(settings))
-        ledger = Ledger(engine_for(settings))
+            use_celery_workers(stack, env)
+        _, ledger = prepare_platform(tmp / "dagster_home", env)
         (tmp / "inbox" / "sales").mkdir(parents=True)
         workers = [tmp / f"worker{n}.log" for n in range(args.celery_workers)]
         for n, log in enumerate(workers if launcher == "celery" else []):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 from etl_assets.datasets.samples import sales_frame, write_sales_csv
 from etl_assets.db import create_engine, temporary_postgres_database
@@ -15,6 +17,8 @@ from etl_assets.db import create_engine, temporary_postgres_database
 POSTGRES_ADMIN_URL = os.environ.get(
     "ETL_BENCH_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test"
 )
+REPO = Path(__file__).resolve().parents[1]
+BROKER = os.environ.get("ETL_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 DATA = Path(__file__).parent / ".data"  # generated inputs, kept between runs (gitignored)
 
 
@@ -63,3 +67,29 @@ def machine() -> str:
         ["psql", "--version"], capture_output=True, text=True, check=False
     ).stdout.strip()
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {postgres}"
+
+
+def use_celery_workers(stack: ExitStack, env: dict[str, str]) -> None:
+    """Set `env` up for Celery run workers: Dagster's storage on a scratch PostgreSQL database
+    (workers in other processes share it, as in production) and a queue private to this run."""
+    dagster_pg = stack.enter_context(scratch_postgres(migrate=False))
+    env["DAGSTER_PG_URL"] = dagster_pg.replace("postgresql://", "postgresql+psycopg2://")
+    env["CELERY_BROKER_URL"] = BROKER
+    env["CELERY_QUEUE"] = f"etl-bench-{uuid.uuid4().hex[:8]}"
+
+
+def prepare_platform(home: Path, env: dict[str, str]) -> tuple[Any, Any]:
+    """Adopt `env`, write the Dagster home `home` from dagster.yaml with its pools, migrate the
+    ledger; returns the settings and the ledger."""
+    from etl_assets import migrations
+    from etl_assets.config import Settings
+    from etl_assets.db import engine_for
+    from etl_assets.ledger import Ledger
+    from etl_assets.runtime.instance import initialize_pools, write_dagster_home
+
+    os.environ.update(env)
+    settings = Settings.from_env()
+    write_dagster_home(home, REPO / "dagster.yaml", settings)
+    initialize_pools(home)
+    migrations.upgrade(engine_for(settings))
+    return settings, Ledger(engine_for(settings))
