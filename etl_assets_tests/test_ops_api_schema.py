@@ -61,6 +61,9 @@ def check_operation(operation: Any, mode: GenerationMode) -> None:
         max_examples=MAX_EXAMPLES,
         deadline=None,
         database=None,  # no example database written into the worktree
+        # The same examples on every run: CI stays reproducible (raise ETL_SCHEMA_EXAMPLES,
+        # or drop this, to explore); a failure found once is kept as a test of its own.
+        derandomize=True,
         suppress_health_check=list(HealthCheck),
     )
     def run(case: Any) -> None:
@@ -118,3 +121,16 @@ def test_a_method_a_path_does_not_take_is_405_naming_the_ones_it_does(api_schema
             documented = operation["responses"]["405"]
             assert "Allow" in documented["headers"], path
             assert "413" in operation["responses"], path
+
+
+def test_a_number_is_not_a_date_time(api_schema: Any) -> None:
+    """Found by the run above: pydantic read `created_from=-11310` as Unix time and the API
+    answered 200, where its schema promises an ISO 8601 date-time."""
+    for path in ("/v1/jobs", "/v1/failed-rows"):
+        for value in ("-11310", "1.5e3", "12"):
+            case = api_schema[path]["GET"].Case(query={"created_from": value})
+            response = case.call(headers=HEADERS)
+            assert response.status_code == 422, (path, value, response.text)
+            assert "not a number" in response.json()["error"]["message"]
+        ok = api_schema[path]["GET"].Case(query={"created_from": "2024-01-01T00:00:00"})
+        assert ok.call(headers=HEADERS).status_code == 200

@@ -93,8 +93,7 @@ def test_a_dataset_declared_outside_the_package_runs_end_to_end(
     (inbox / "toy" / "readings.csv").write_text(READINGS)
     (inbox / "toy_broken").mkdir()
     (inbox / "toy_broken" / "readings.csv").write_text(READINGS)
-    platform.daemon.tick("inbox_sensor")
-    results = platform.run_all()
+    results = platform.daemon.run_tick("inbox_sensor") + platform.run_all()
     assert {r.dagster_run.job_name for r in results} == {"toy_job", "toy_broken_job"}
 
     toy, broken = sorted(platform.ledger.list_jobs(limit=10), key=lambda job: job.dataset)

@@ -161,7 +161,7 @@ def run_pipeline() -> list:  # list[Job]
     with dg.DagsterInstance.get() as instance:
         # The broken file's failure is expected: keep its traceback in the event log only.
         daemon = LocalDaemon(defs, instance, log_level="CRITICAL")
-        daemon.tick("inbox_sensor")
+        daemon.run_tick("inbox_sensor")  # registers the files and runs what it claims at once
         daemon.drain()
         downstream = refresh_downstream(daemon)
         ledger = LedgerResource(database_url=settings.database_url).ledger

@@ -84,9 +84,14 @@ class LocalDaemon:
             raise_on_error=False,
         )
 
+    def run_tick(self, sensor_name: str) -> list[dg.ExecuteInProcessResult]:
+        """One tick of `sensor_name` and every run it requests (the inbox sensor claims what it
+        registers and requests its runs at once); returns their results."""
+        return [self.execute(request) for request in self.tick(sensor_name)]
+
     def dispatch(self) -> list[dg.ExecuteInProcessResult]:
         """One dispatch tick and every run it requests; returns their results."""
-        return [self.execute(request) for request in self.tick("dispatch_sensor")]
+        return self.run_tick("dispatch_sensor")
 
     def drain(self, max_ticks: int = 100) -> list[dg.ExecuteInProcessResult]:
         """Dispatch until a tick claims nothing; returns every run's result."""

@@ -5,11 +5,13 @@ settings and engine the app was built with.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Path as PathParam
 from fastapi import Request
+from pydantic import BeforeValidator
 
 from etl_assets.config import Settings
 from etl_assets.ops import read_model as rm
@@ -22,6 +24,21 @@ MAX_ROW_ID = 2**63 - 1
 MAX_OFFSET = rm.MAX_OFFSET
 CURSOR_HELP = "The `next_cursor` of the page before: the next page, read by keyset."
 MAX_WINDOW_SECONDS = 31 * 24 * 3600
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _iso_only(value: Any) -> Any:
+    """Refuse a number: pydantic would read it as Unix time, and the schema promises an
+    ISO 8601 date-time (schemathesis sent `created_from=-11310` and it was taken)."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("expected an ISO 8601 date-time, not a number")
+    return value
+
+
+# A date-time query parameter: ISO 8601 text only.
+QueryTime = Annotated[dt.datetime, BeforeValidator(_iso_only)]
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:

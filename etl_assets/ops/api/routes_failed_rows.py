@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
@@ -22,6 +21,7 @@ from etl_assets.ops.api.inputs import (
     MAX_OFFSET,
     MAX_ROW_ID,
     NAME_PATTERN,
+    QueryTime,
     _range,
     _state,
 )
@@ -41,8 +41,8 @@ def _add_failed_row_routes(app: FastAPI) -> None:
         _role: Viewer,
         job_id: Annotated[str | None, Query(pattern=JOB_ID_PATTERN)] = None,
         dataset: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
-        created_from: dt.datetime | None = None,
-        created_to: dt.datetime | None = None,
+        created_from: QueryTime | None = None,
+        created_to: QueryTime | None = None,
         status: Annotated[
             RowStatus | None, Query(description="Default quarantined; omit with all=true.")
         ] = RowStatus.QUARANTINED,

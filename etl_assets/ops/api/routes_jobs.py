@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import datetime as dt
 import logging
 import re
 import tempfile
@@ -27,6 +26,7 @@ from etl_assets.ops.api.inputs import (
     MAX_OFFSET,
     NAME_PATTERN,
     JobIdPath,
+    QueryTime,
     _range,
     _state,
 )
@@ -54,8 +54,8 @@ def _add_job_routes(app: FastAPI) -> None:
         _role: Viewer,
         status: Annotated[list[JobStatus] | None, Query(description="Repeatable.")] = None,
         dataset: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
-        created_from: Annotated[dt.datetime | None, Query(description="Inclusive, UTC.")] = None,
-        created_to: Annotated[dt.datetime | None, Query(description="Exclusive, UTC.")] = None,
+        created_from: Annotated[QueryTime | None, Query(description="Inclusive, UTC.")] = None,
+        created_to: Annotated[QueryTime | None, Query(description="Exclusive, UTC.")] = None,
         error_type: ErrorType | None = None,
         sort: rm.JobSort = rm.JobSort.CREATED_AT_DESC,
         limit: Annotated[int, Query(ge=1, le=rm.MAX_PAGE)] = 50,
