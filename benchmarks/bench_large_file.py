@@ -130,19 +130,6 @@ def run_job_in_child(env: dict[str, str], path: Path) -> dict[str, Any]:
     return figures
 
 
-def same_rows_again(path: Path) -> Path:
-    """A copy of `path` with the same rows and other bytes (one blank line more, which the
-    reader skips): a re-sent export that the intake's content hash does not take for the
-    same file."""
-    again = path.with_name(f"{path.stem}_again.csv")
-    if not again.exists() or again.stat().st_size != path.stat().st_size + 1:
-        with path.open("rb") as source, again.open("wb") as target:
-            while block := source.read(1 << 20):
-                target.write(block)
-            target.write(b"\n")
-    return again
-
-
 def peak_rss_mb() -> float:
     """This process's peak resident memory since it started (VmHWM).
 
@@ -241,7 +228,7 @@ def main() -> None:
     if args.child:
         return child(args.child)
 
-    from common import machine, sales_csv, scratch_postgres
+    from common import machine, sales_csv, same_rows_again, scratch_postgres
 
     from etl_assets import migrations
     from etl_assets.db import create_engine

@@ -279,23 +279,6 @@ def job_counters(url: str) -> list[str]:
     ]
 
 
-def same_rows_again(path: Path, into: Path) -> Path:
-    """The file's rows, byte for byte, under a header that quotes its first name.
-
-    The ledger takes a file whose content it has seen as the same job (`content_sha256`), so
-    re-sending the very file would load nothing; a quoted header name parses to the same
-    columns in any CSV reader and gives the same rows a new checksum.
-    """
-    again = into / f"again_{path.name}"
-    with path.open("rb") as source, again.open("wb") as target:
-        header = source.readline()
-        name, rest = header.split(b",", 1)
-        target.write(b'"' + name + b'",' + rest)
-        while block := source.read(16 << 20):
-            target.write(block)
-    return again
-
-
 def main() -> None:
     """Measure and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -314,7 +297,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(BENCH))
     from bench_large_file import job_env, run_job_in_child
-    from common import machine, sales_csv, scratch_postgres
+    from common import machine, sales_csv, same_rows_again, scratch_postgres
 
     from etl_assets.config import Settings
     from etl_assets.db import create_engine
@@ -347,7 +330,7 @@ def main() -> None:
 
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_peers_")))
-        again = same_rows_again(path, tmp)
+        again = same_rows_again(path)
 
         with ReferenceApiServer() as api, scratch_postgres() as url:
             env = job_env(url, tmp / "job", api, Settings().chunk_rows)
