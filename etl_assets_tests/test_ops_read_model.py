@@ -376,12 +376,12 @@ def test_window_figures_split_at_a_minute_add_up_to_the_jobs(engine: sa.Engine) 
 
     def got() -> tuple[int, int, int, int, float | None]:
         m = rm.metrics(engine, stuck_after_seconds=300, window_seconds=3600, now=now)
+        hour = (m.completed_in_window, m.failed_in_window, m.dead_lettered_in_window)
         with engine.connect() as conn:
-            assert rm.finished_in_window(conn, since) == (
-                m.completed_in_window,
-                m.failed_in_window,
-                m.dead_lettered_in_window,
-            )
+            assert rm.finished_in_window(conn, since) == hour
+        # A day's metrics carry the same hour, read in their one statement.
+        day = rm.metrics(engine, stuck_after_seconds=300, now=now)
+        assert (m.finished_last_hour, day.finished_last_hour) == (None, hour)
         return (
             m.completed_in_window,
             m.rows_loaded_in_window,
@@ -395,3 +395,33 @@ def test_window_figures_split_at_a_minute_add_up_to_the_jobs(engine: sa.Engine) 
     with engine.begin() as conn:
         conn.execute(sa.delete(jobs).where(jobs.c.job_id == ids[1]))
     assert got() == expected() == (5, 310, 2, 0, 6.2)
+
+
+def test_the_alert_figures_of_a_days_metrics_need_no_second_read(
+    engine: sa.Engine, ids: dict[str, str], now: dt.datetime
+) -> None:
+    """/v1/metrics reads a day's metrics and evaluates the alert rules over the last hour:
+    the hour comes with the metrics, so the rules read nothing more (here, from an engine
+    that cannot even connect)."""
+    from etl_assets.db import create_engine
+    from etl_assets.ops import alerts
+
+    day = rm.metrics(engine, stuck_after_seconds=300, now=now)
+    unreachable = create_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none")
+    figures = alerts.ledger_figures(unreachable, 300, metrics=day)
+    assert figures == alerts.ledger_figures(engine, 300, now)
+    with pytest.raises(sa.exc.OperationalError):  # another moment than the metrics' is a read
+        alerts.ledger_figures(unreachable, 300, now - dt.timedelta(minutes=5), metrics=day)
+
+
+def test_statements_built_for_callers_values_are_kept_within_bounds(
+    engine: sa.Engine, ids: dict[str, str], now: dt.datetime
+) -> None:
+    """The activity's statements are built once per bucket width, and the API lets a caller
+    choose the width: however many widths are asked for, only the most recent are kept, and
+    an evicted one is built again, to the same figures."""
+    first = rm.activity(engine, bucket_seconds=600, now=now)
+    for width in range(60, 60 * (common._STATEMENTS_KEPT + 10), 60):
+        rm.activity(engine, window_seconds=max(width, 3600), bucket_seconds=width, now=now)
+    assert len(common._STATEMENTS) <= common._STATEMENTS_KEPT
+    assert rm.activity(engine, bucket_seconds=600, now=now) == first

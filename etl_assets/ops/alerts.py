@@ -204,15 +204,35 @@ def ledger_figures(
     """Read the figures of the ledger rules (everything but the daemon heartbeat).
 
     `metrics`, when the caller has read them for this request already, are reused so each
-    figure is read once: over the last hour they are all the rules need; over another window
-    only the hour's three finished counts are read (their pending and stuck jobs do not
-    depend on the window). Without them, the hour's metrics are read. `conn`, a connection
-    the caller holds, is read on instead of a new one from `engine`.
+    figure is read once: over the last hour they are all the rules need, and over another
+    window they carry the hour's three finished counts (`finished_last_hour`; their pending
+    and stuck jobs do not depend on the window). Without them, the hour's metrics are read.
+    `conn`, a connection the caller holds, is read on instead of a new one from `engine`.
     """
+    stuck_after = int(stuck_after_seconds)
+    if metrics is not None and metrics.stuck_after_seconds == stuck_after:
+        hour = _finished_last_hour(metrics, now)
+        if hour is not None:  # everything is read already: no connection at all
+            return _figures(metrics, hour)
     if conn is not None:
-        return _ledger_figures(conn, int(stuck_after_seconds), now, metrics)
+        return _ledger_figures(conn, stuck_after, now, metrics)
     with read_connection(engine) as own:
-        return _ledger_figures(own, int(stuck_after_seconds), now, metrics)
+        return _ledger_figures(own, stuck_after, now, metrics)
+
+
+def _finished_last_hour(
+    metrics: rm.Metrics, now: dt.datetime | None
+) -> tuple[int, int, int] | None:
+    """(completed, failed, dead-lettered) over the hour before `now` if `metrics` hold them."""
+    if metrics.window_seconds == int(WINDOW.total_seconds()):
+        return (
+            metrics.completed_in_window,
+            metrics.failed_in_window,
+            metrics.dead_lettered_in_window,
+        )
+    if now in (None, metrics.generated_at):
+        return metrics.finished_last_hour
+    return None
 
 
 def _ledger_figures(
@@ -227,12 +247,14 @@ def _ledger_figures(
             dagster_ui_url=None,
             now=now,
         )
-    if metrics.window_seconds == int(WINDOW.total_seconds()):
-        completed, failed = metrics.completed_in_window, metrics.failed_in_window
-        dead_lettered = metrics.dead_lettered_in_window
-    else:
-        since = (now or metrics.generated_at) - WINDOW
-        completed, failed, dead_lettered = rm.finished_in_window(conn, since)
+    hour = _finished_last_hour(metrics, now)
+    if hour is None:
+        hour = rm.finished_in_window(conn, (now or metrics.generated_at) - WINDOW)
+    return _figures(metrics, hour)
+
+
+def _figures(metrics: rm.Metrics, hour: tuple[int, int, int]) -> Figures:
+    completed, failed, dead_lettered = hour
     return Figures(
         finished_last_hour=completed + failed,
         failed_last_hour=failed,

@@ -64,13 +64,19 @@ def upsert_rows(
     Runs in the caller's transaction, in which the dimension rows the fact rows imply
     (products, customers) are upserted first.
     """
+    upsert_dimensions(conn, dimensions, frame)
+    return upsert_facts(conn, table, key, frame)
+
+
+def upsert_facts(
+    conn: sa.Connection, table: sa.Table, key: Sequence[str], frame: pd.DataFrame
+) -> UpsertCounts:
+    """Load `frame`'s fact rows into `table` by natural key, in the caller's transaction
+    (the rules in the module's docstring); touches no other table."""
     if frame.empty:
         return UpsertCounts(0, 0)
     unique = frame.drop_duplicates(subset=list(key), keep="first")
     in_batch_duplicates = len(frame) - len(unique)
-    job_id = str(unique["job_id"].iat[0])
-    for dimension in dimensions:
-        upsert_dimension(conn, dimension, dimension.rows(unique, job_id))
     columns = list(unique.columns)
     if _try_insert_new(conn, table, key, columns, unique):
         return UpsertCounts(loaded=len(unique), duplicate=in_batch_duplicates)
@@ -85,6 +91,17 @@ def upsert_rows(
     return UpsertCounts(
         loaded=len(unique) - int(already), duplicate=int(already) + in_batch_duplicates
     )
+
+
+def upsert_dimensions(
+    conn: sa.Connection, dimensions: Sequence[Dimension], frame: pd.DataFrame
+) -> None:
+    """Upsert the dimension rows `frame`'s fact rows imply, in the caller's transaction."""
+    if frame.empty:
+        return
+    job_id = str(frame[JOB_ID].iat[0])
+    for dimension in dimensions:
+        upsert_dimension(conn, dimension, dimension.rows(frame, job_id))
 
 
 def upsert_dimension(conn: sa.Connection, dimension: Dimension, rows: pd.DataFrame) -> None:

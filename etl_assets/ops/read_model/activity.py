@@ -5,17 +5,23 @@ progress (`uploads`), and processing and error rates per time bucket (`activity`
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from etl_assets.db import read_connection, utcnow
+from etl_assets.db import UTCDateTime, read_connection, utcnow
 from etl_assets.ledger.models import AttemptOutcome, JobStatus
 from etl_assets.ledger.schema import job_attempts, job_finished_minutes, jobs
-from etl_assets.ops.read_model.common import _bucket, _check_page, _epoch
+from etl_assets.ops.read_model.common import _bucket, _built, _check_page, _epoch
 from etl_assets.ops.read_model.jobs import progress_of
 from etl_assets.ops.read_model.metrics import minute_split, status_counts
+
+# The window's start as a bind parameter, so each statement is built once per dialect and
+# bucket width (`_built`); the width stays a literal (see `_bucket`).
+_SINCE = sa.bindparam("since", type_=UTCDateTime)
 
 
 @dataclass(frozen=True)
@@ -202,42 +208,70 @@ def _add_job_buckets(
     if minute_split(conn, since) == since and width % 60 == 0:
         _add_minute_buckets(conn, acc, since, width)
         return
+    completed = _built(conn, f"completed_buckets_{width}", lambda c: _completed_buckets(c, width))
+    for bucket, n, rows, work in _rows(conn, completed, since):
+        figures = acc.get(int(bucket))
+        if figures is not None:
+            figures["completed"] += int(n)
+            figures["rows"] += int(rows or 0)
+            figures["work"] += max(float(work or 0), 0.0)
+    failed = _built(conn, f"failed_buckets_{width}", lambda c: _failed_buckets(c, width))
+    for bucket, n in _rows(conn, failed, since):
+        figures = acc.get(int(bucket))
+        if figures is not None:
+            figures["failed"] += int(n)
+
+
+def _completed_buckets(conn: sa.Connection, width: int) -> Any:
     done = _bucket(conn, jobs.c.completed_at, width).label("bucket")
     # Seconds each job ran; every column is in ix_jobs_completed_figures.
     ran = sa.func.coalesce(_epoch(conn, jobs.c.completed_at) - _epoch(conn, jobs.c.started_at), 0)
-    for r in conn.execute(
+    return (
         sa.select(
             done,
             sa.func.count().label("n"),
             sa.func.sum(jobs.c.rows_loaded).label("rows"),
             sa.func.sum(ran).label("work"),
         )
-        .where(jobs.c.status == JobStatus.COMPLETED.value, jobs.c.completed_at >= since)
+        .where(jobs.c.status == JobStatus.COMPLETED.value, jobs.c.completed_at >= _SINCE)
         .group_by(done)
-    ):
-        if int(r.bucket) in acc:
-            acc[int(r.bucket)]["completed"] += int(r.n)
-            acc[int(r.bucket)]["rows"] += int(r.rows or 0)
-            acc[int(r.bucket)]["work"] += max(float(r.work or 0), 0.0)
+    )
+
+
+def _failed_buckets(conn: sa.Connection, width: int) -> Any:
     # A failed job's completed_at is when it failed (ix_jobs_status_completed answers this).
     failed = _bucket(conn, jobs.c.completed_at, width).label("bucket")
-    for r in conn.execute(
+    return (
         sa.select(failed, sa.func.count().label("n"))
-        .where(jobs.c.status == JobStatus.FAILED.value, jobs.c.completed_at >= since)
+        .where(jobs.c.status == JobStatus.FAILED.value, jobs.c.completed_at >= _SINCE)
         .group_by(failed)
-    ):
-        if int(r.bucket) in acc:
-            acc[int(r.bucket)]["failed"] += int(r.n)
+    )
+
+
+def _rows(conn: sa.Connection, statement: Any, since: dt.datetime) -> Iterator[tuple[Any, ...]]:
+    """The rows of a bucket statement over the window from `since`, as plain tuples."""
+    return cast(Iterator[tuple[Any, ...]], iter(conn.execute(statement, {"since": since})))
 
 
 def _add_minute_buckets(
     conn: sa.Connection, acc: dict[int, dict[str, float]], since: dt.datetime, width: int
 ) -> None:
+    stmt = _built(conn, f"minute_buckets_{width}", lambda c: _minute_buckets(c, width))
+    for bucket, completed, rows, work_ms, failed in _rows(conn, stmt, since):
+        figures = acc.get(int(bucket))
+        if figures is not None:
+            figures["completed"] += int(completed or 0)
+            figures["rows"] += int(rows or 0)
+            figures["work"] += max(int(work_ms or 0) / 1000, 0.0)
+            figures["failed"] += int(failed or 0)
+
+
+def _minute_buckets(conn: sa.Connection, width: int) -> Any:
     m = job_finished_minutes.c
     bucket = _bucket(conn, m.minute, width).label("bucket")
     completed = m.status == JobStatus.COMPLETED.value
     # One row per bucket (the statuses as filtered sums): half the rows to fetch.
-    stmt = (
+    return (
         sa.select(
             bucket,
             sa.func.sum(m.jobs).filter(completed).label("completed"),
@@ -245,37 +279,35 @@ def _add_minute_buckets(
             sa.func.sum(m.work_ms).filter(completed).label("work_ms"),
             sa.func.sum(m.jobs).filter(m.status == JobStatus.FAILED.value).label("failed"),
         )
-        .where(m.minute >= since)
+        .where(m.minute >= _SINCE)
         .group_by(bucket)
     )
-    for r in conn.execute(stmt):
-        figures = acc.get(int(r.bucket))
-        if figures is not None:
-            figures["completed"] += int(r.completed or 0)
-            figures["rows"] += int(r.rows or 0)
-            figures["work"] += max(int(r.work_ms or 0) / 1000, 0.0)
-            figures["failed"] += int(r.failed or 0)
 
 
 def _add_attempt_buckets(
     conn: sa.Connection, acc: dict[int, dict[str, float]], since: dt.datetime, width: int
 ) -> None:
+    stmt = _built(conn, f"attempt_buckets_{width}", lambda c: _attempt_buckets(c, width))
+    for bucket, n, bad in _rows(conn, stmt, since):
+        figures = acc.get(int(bucket))
+        if figures is not None:
+            figures["ended"] += int(n)
+            figures["attempts_failed"] += int(bad)
+
+
+def _attempt_buckets(conn: sa.Connection, width: int) -> Any:
     bad = [AttemptOutcome.FAILED.value, AttemptOutcome.TIMED_OUT.value]
     ended = _bucket(conn, job_attempts.c.ended_at, width).label("bucket")
-    stmt = (
+    return (
         sa.select(
             ended,
             sa.func.count().label("n"),
             sa.func.count().filter(job_attempts.c.outcome.in_(bad)).label("bad"),
         )
         .where(
-            job_attempts.c.ended_at >= since,
+            job_attempts.c.ended_at >= _SINCE,
             # A cancellation is a person's choice, not an error or a success.
             job_attempts.c.outcome != AttemptOutcome.CANCELLED.value,
         )
         .group_by(ended)
     )
-    for r in conn.execute(stmt):
-        if int(r.bucket) in acc:
-            acc[int(r.bucket)]["ended"] += int(r.n)
-            acc[int(r.bucket)]["attempts_failed"] += int(r.bad)

@@ -10,7 +10,8 @@ import base64
 import binascii
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +21,26 @@ from etl_assets.db import is_postgres
 DEFAULT_DAGSTER_UI_URL = "http://127.0.0.1:3000"
 MAX_PAGE = 500
 UNIX_EPOCH_JULIAN_DAY = 2440587.5  # SQLite's julianday() of 1970-01-01T00:00:00Z
+
+
+# Statements built once and reused (`_built`). Bounded: a key can hold a caller's value (a
+# bucket width the API was asked for), and no stream of requests may grow it for ever.
+_STATEMENTS: OrderedDict[tuple[str, str], Any] = OrderedDict()
+_STATEMENTS_KEPT = 256
+
+
+def _built(conn: sa.Connection, name: str, build: Callable[[sa.Connection], Any]) -> Any:
+    """The statement `build` makes for this connection's dialect, built on first use and
+    kept (the `_STATEMENTS_KEPT` most recently used)."""
+    key = (name, conn.dialect.name)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = _STATEMENTS[key] = build(conn)
+        if len(_STATEMENTS) > _STATEMENTS_KEPT:
+            _STATEMENTS.popitem(last=False)
+    else:
+        _STATEMENTS.move_to_end(key)
+    return statement
 
 
 def run_url(dagster_ui_url: str | None, run_id: str | None) -> str | None:

@@ -5,7 +5,6 @@ depth, stuck jobs and recent failures (`metrics`, the API's /v1/metrics and `etl
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +21,13 @@ from etl_assets.ledger.schema import (
     jobs,
     quarantined_row_counts,
 )
-from etl_assets.ops.read_model.common import DEFAULT_DAGSTER_UI_URL, _epoch, _seconds, run_url
+from etl_assets.ops.read_model.common import (
+    DEFAULT_DAGSTER_UI_URL,
+    _built,
+    _epoch,
+    _seconds,
+    run_url,
+)
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,9 @@ class Metrics:
     quarantined_rows_open: int
     # Failed jobs of the window that ran out of attempts (the alert rule retry_exhaustion).
     dead_lettered_in_window: int = 0
+    # (completed, failed, dead-lettered) over the last hour, what the alert rules count,
+    # read in the same statement when the window is another (None: the window is the hour).
+    finished_last_hour: tuple[int, int, int] | None = None
 
 
 def _rate(failed: int, completed: int) -> float | None:
@@ -149,13 +157,19 @@ def read_metrics(
     stuck jobs and the recent failures (none when `recent_failures` is 0)."""
     now = now or utcnow()
     since = now - dt.timedelta(seconds=window_seconds)
+    params = _window_params(conn, since)
+    # The alert rules count the last hour: read it with the window's figures (one round trip
+    # and one plan, where a second statement cost about 2 ms on a 1M-job ledger).
+    with_hour = window_seconds != HOUR_SECONDS
+    if with_hour:
+        params |= _window_params(conn, now - dt.timedelta(seconds=HOUR_SECONDS), HOUR)
+    name = "figures+hour" if with_hour else "figures"
     row = conn.execute(
-        _built(conn, "figures", _figures_statement), _window_params(conn, since)
+        _built(conn, name, lambda c: _figures_statement(c, with_hour=with_hour)), params
     ).one()
     counts = {s.value: int(getattr(row, f"n_{s.value}")) for s in JobStatus}
     total_jobs = sum(counts.values())
-    completed = int(row.j_completed) + int(row.m_completed)
-    failed = int(row.j_failed) + int(row.m_failed)
+    completed, failed, exhausted = _finished(row)
     timed = int(row.j_timed) + int(row.m_timed)
     work_seconds = float(row.j_work) + int(row.m_work_ms) / 1000
     depth = _queue_depth(conn, now)
@@ -185,34 +199,41 @@ def read_metrics(
         stuck_jobs=stuck,
         recent_failures=failures,
         quarantined_rows_open=int(row.open_rows),
-        dead_lettered_in_window=int(row.j_exhausted) + int(row.m_exhausted),
+        dead_lettered_in_window=exhausted,
+        finished_last_hour=_finished(row, HOUR) if with_hour else None,
     )
 
 
+def _finished(row: Any, prefix: str = "") -> tuple[int, int, int]:
+    """(completed, failed, failed out of attempts) of a window's figures in `row`: its head
+    from the jobs plus its kept minutes (`_window_figures`)."""
+
+    def both(name: str) -> int:
+        return int(getattr(row, f"{prefix}j_{name}")) + int(getattr(row, f"{prefix}m_{name}"))
+
+    return both("completed"), both("failed"), both("exhausted")
+
+
+HOUR_SECONDS = 3600
+HOUR = "h_"  # the prefix of the last hour's figures beside another window's
 # Time bounds as bind parameters, so each statement is built once per dialect (`_built`):
 # building these statements cost about as much as running them.
-_SINCE = sa.bindparam("since", type_=UTCDateTime)
-_SPLIT = sa.bindparam("split", type_=UTCDateTime)
 _NOW = sa.bindparam("now", type_=UTCDateTime)
 _STALE_BEFORE = sa.bindparam("stale_before", type_=UTCDateTime)
-_STATEMENTS: dict[tuple[str, str], Any] = {}
 
 
-def _built(conn: sa.Connection, name: str, build: Callable[[sa.Connection], Any]) -> Any:
-    """The statement `build` makes for this connection's dialect, built on first use."""
-    key = (name, conn.dialect.name)
-    statement = _STATEMENTS.get(key)
-    if statement is None:
-        statement = _STATEMENTS[key] = build(conn)
-    return statement
-
-
-def _window_params(conn: sa.Connection, since: dt.datetime) -> dict[str, dt.datetime]:
+def _window_params(
+    conn: sa.Connection, since: dt.datetime, prefix: str = ""
+) -> dict[str, dt.datetime]:
+    """The bounds of `_window_figures(conn, prefix)` for a window from `since`."""
     split = minute_split(conn, since)
-    return {"since": since} if split is None else {"since": since, "split": split}
+    bounds = {"since": since} if split is None else {"since": since, "split": split}
+    return {f"{prefix}{name}": value for name, value in bounds.items()}
 
 
-def _figures_statement(conn: sa.Connection) -> sa.Select[tuple[object, ...]]:
+def _figures_statement(
+    conn: sa.Connection, *, with_hour: bool = False
+) -> sa.Select[tuple[object, ...]]:
     """One row of every single figure: one-row aggregates over the counts tables, the top
     entry of ix_jobs_retry_count, the window's finished jobs (`_window_figures`: the kept
     minutes, and the jobs of the window's first part-minute off ix_jobs_completed_figures
@@ -244,6 +265,8 @@ def _figures_statement(conn: sa.Connection) -> sa.Select[tuple[object, ...]]:
         .subquery("most")
     )
     window = _window_figures(conn)
+    if with_hour:
+        window += _window_figures(conn, HOUR)
     q = quarantined_row_counts.c
     open_rows = (
         sa.select(sa.func.coalesce(sa.func.sum(q.rows), 0).label("open_rows"))
@@ -264,33 +287,37 @@ def minute_split(conn: sa.Connection, since: dt.datetime) -> dt.datetime | None:
     return minute if minute == since else minute + dt.timedelta(minutes=1)
 
 
-def _window_figures(conn: sa.Connection) -> list[sa.Subquery]:
+def _window_figures(conn: sa.Connection, prefix: str = "") -> list[sa.Subquery]:
     """One-row subqueries of the window's finished jobs: the kept minutes from the split on
     (`m_*`), and the jobs from `since` up to it (`j_*`; the whole window on SQLite). The
-    bounds are the parameters `since` and `split` (`_window_params`)."""
+    bounds are the parameters `since` and `split` (`_window_params`). `prefix` starts every
+    name (columns, subqueries, parameters), for a second window in the same statement."""
     kept = is_postgres(conn)
-    in_head = [jobs.c.completed_at >= _SINCE]
+    since = sa.bindparam(f"{prefix}since", type_=UTCDateTime)
+    split = sa.bindparam(f"{prefix}split", type_=UTCDateTime)
+    in_head = [jobs.c.completed_at >= since]
     if kept:
-        in_head.append(jobs.c.completed_at < _SPLIT)
+        in_head.append(jobs.c.completed_at < split)
     duration = _epoch(conn, jobs.c.completed_at) - _epoch(conn, jobs.c.started_at)
     completed = jobs.c.status == JobStatus.COMPLETED.value
     head_completed = sa.select(
-        sa.func.count().label("j_completed"),
-        sa.func.coalesce(sa.func.sum(jobs.c.rows_loaded), 0).label("j_rows"),
-        sa.func.count(jobs.c.started_at).label("j_timed"),
-        sa.func.coalesce(sa.func.sum(duration), 0.0).label("j_work"),
+        sa.func.count().label(f"{prefix}j_completed"),
+        sa.func.coalesce(sa.func.sum(jobs.c.rows_loaded), 0).label(f"{prefix}j_rows"),
+        sa.func.count(jobs.c.started_at).label(f"{prefix}j_timed"),
+        sa.func.coalesce(sa.func.sum(duration), 0.0).label(f"{prefix}j_work"),
     ).where(completed, *in_head)
     # A failed job's completed_at is when it failed, so ix_jobs_status_completed holds them.
     exhausted = jobs.c.error_type == ErrorType.TRANSIENT_EXHAUSTED.value
     head_failed = sa.select(
-        sa.func.count().label("j_failed"), sa.func.count().filter(exhausted).label("j_exhausted")
+        sa.func.count().label(f"{prefix}j_failed"),
+        sa.func.count().filter(exhausted).label(f"{prefix}j_exhausted"),
     ).where(jobs.c.status == JobStatus.FAILED.value, *in_head)
     m = job_finished_minutes.c
     is_completed = m.status == JobStatus.COMPLETED.value
     is_failed = m.status == JobStatus.FAILED.value
 
     def total(column: sa.ColumnElement[int], where: sa.ColumnElement[bool], name: str) -> Any:
-        return sa.func.coalesce(sa.func.sum(column).filter(where), 0).label(name)
+        return sa.func.coalesce(sa.func.sum(column).filter(where), 0).label(prefix + name)
 
     minutes = sa.select(
         total(m.jobs, is_completed, "m_completed"),
@@ -301,11 +328,11 @@ def _window_figures(conn: sa.Connection) -> list[sa.Subquery]:
         total(m.exhausted, is_failed, "m_exhausted"),
     )
     # On SQLite no minute is kept, and none is read: the jobs are the whole window.
-    minutes = minutes.where(m.minute >= _SPLIT) if kept else minutes.where(sa.false())
+    minutes = minutes.where(m.minute >= split) if kept else minutes.where(sa.false())
     return [
-        head_completed.subquery("head_completed"),
-        head_failed.subquery("head_failed"),
-        minutes.subquery("minutes"),
+        head_completed.subquery(f"{prefix}head_completed"),
+        head_failed.subquery(f"{prefix}head_failed"),
+        minutes.subquery(f"{prefix}minutes"),
     ]
 
 
@@ -323,21 +350,19 @@ def finished_in_window(conn: sa.Connection, since: dt.datetime) -> tuple[int, in
     (the kept minutes and the jobs before the first of them): the alert rules' hour when
     the metrics' window is another."""
     statement = _built(conn, "finished", lambda c: _joined(_window_figures(c)))
-    row = conn.execute(statement, _window_params(conn, since)).one()
-    return (
-        int(row.j_completed) + int(row.m_completed),
-        int(row.j_failed) + int(row.m_failed),
-        int(row.j_exhausted) + int(row.m_exhausted),
-    )
+    return _finished(conn.execute(statement, _window_params(conn, since)).one())
 
 
 def _joined(parts: list[sa.Subquery]) -> sa.Select[tuple[object, ...]]:
-    """The one row of one-row subqueries joined on true (a statement, not a round trip,
-    each)."""
-    joined: sa.FromClause = parts[0]
-    for part in parts[1:]:
-        joined = joined.join(part, sa.true())
-    return sa.select(*(column for part in parts for column in part.c)).select_from(joined)
+    """The one row of one-row subqueries, in one statement (not a round trip each): every
+    part a CTE, every figure a scalar subquery of its part. Joined on true instead, the
+    parts made PostgreSQL's planner search the join orders of up to ten one-row relations:
+    about 3 of the 4.5 ms the metrics' statement took at 1M jobs, planning included."""
+    figures = []
+    for part in parts:
+        cte = part.element.cte(part.name)
+        figures += [sa.select(column).scalar_subquery().label(column.name) for column in cte.c]
+    return sa.select(*figures)
 
 
 def _queue_depth(conn: sa.Connection, now: dt.datetime) -> list[QueueDepth]:
