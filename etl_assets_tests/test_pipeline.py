@@ -172,7 +172,7 @@ def test_a_failure_mid_load_is_retried_from_the_failed_chunk(
     small = Settings(**{**platform.settings.__dict__, "chunk_rows": 50})
     platform.daemon.defs = build_definitions(small)
     job = platform.submit("big.csv", rows=120)
-    real_upsert = load_module.upsert_rows
+    real_upsert = load_module.upsert_facts
     calls: list[int] = []
 
     def upsert_then_fail(conn: sa.Connection, *args: Any, **kwargs: Any) -> Any:
@@ -182,7 +182,7 @@ def test_a_failure_mid_load_is_retried_from_the_failed_chunk(
             raise ConnectionResetError("the database went away mid-chunk")  # ...rolled back
         return counts
 
-    monkeypatch.setattr(load_module, "upsert_rows", upsert_then_fail)
+    monkeypatch.setattr(load_module, "upsert_facts", upsert_then_fail)
     [result] = platform.run_all()
 
     # The load step failed in chunk 2 (after chunk 1 committed) and Dagster retried it in the

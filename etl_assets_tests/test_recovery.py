@@ -346,7 +346,7 @@ def test_the_database_going_away_mid_job_costs_at_most_an_attempt(
     )
     job = platform.submit("outage.csv", rows=4000)
 
-    real_upsert = load_module.upsert_rows
+    real_upsert = load_module.upsert_facts
     chunks: list[int] = []
 
     def upsert_during_outage(conn: sa.Connection, *args: object, **kwargs: object) -> object:
@@ -357,7 +357,7 @@ def test_the_database_going_away_mid_job_costs_at_most_an_attempt(
             restore.start()
         return real_upsert(conn, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(load_module, "upsert_rows", upsert_during_outage)
+    monkeypatch.setattr(load_module, "upsert_facts", upsert_during_outage)
     try:
         [result] = platform.run_all()
     finally:
