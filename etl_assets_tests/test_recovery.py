@@ -369,7 +369,9 @@ def test_the_database_going_away_mid_job_costs_at_most_an_attempt(
     done = ledger.get(job.job_id)
     assert done.status is JobStatus.COMPLETED
     assert (done.rows_loaded, done.rows_duplicate) == (4000, 0)
-    assert done.metrics is not None and done.metrics["resumed_from_chunk"] == 2
+    # The outage began as the third chunk's rows were written: chunks 1 and 2 had committed,
+    # or only chunk 1 if chunk 2 was still committing while chunk 3 was written ahead.
+    assert done.metrics is not None and done.metrics["resumed_from_chunk"] in (1, 2)
     assert done.attempts <= 2  # at most the one attempt the outage interrupted
     with ledger.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM sales_fact").scalar_one() == 4000

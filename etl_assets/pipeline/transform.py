@@ -72,10 +72,13 @@ class RowsToLoad:
         """Rows validation quarantined: they never reach the load."""
         return self.source.rows_quarantined
 
-    def chunks(self, start: int = 0) -> Iterator[TransformedChunk]:
-        """Transform and yield chunks `start`, `start + 1`, ... in order; the next chunk is
-        transformed in the background while the caller loads this one."""
-        return prefetch(self._transformed(start))
+    def chunks(self, start: int = 0, *, prefetched: bool = True) -> Iterator[TransformedChunk]:
+        """Transform and yield chunks `start`, `start + 1`, ... in order. `prefetched`: the
+        next chunk is transformed in the background while the caller loads this one (a
+        load that writes chunks ahead on its own threads overlaps the transform already,
+        and holds one chunk less without it)."""
+        transformed = self._transformed(start)
+        return prefetch(transformed) if prefetched else transformed
 
     def _transformed(self, start: int) -> Iterator[TransformedChunk]:
         for index in range(start, self.chunk_count):

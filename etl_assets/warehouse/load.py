@@ -53,7 +53,7 @@ class RowsToLoad(Protocol):
     def rows_valid(self) -> int: ...
     @property
     def rows_quarantined_at_validation(self) -> int: ...
-    def chunks(self, start: int = 0) -> Iterator[ChunkToLoad]: ...
+    def chunks(self, start: int = 0, *, prefetched: bool = True) -> Iterator[ChunkToLoad]: ...
 
 
 def resume_point(job: Job, lines: RowsToLoad) -> dict[str, Any]:
@@ -84,15 +84,18 @@ def load_job(ledger: Ledger, job: Job, run_id: str, lines: RowsToLoad, heartbeat
     rows_this_run = 0
     # What the job's event names, collected as the rows go by when this run loads them all.
     seen: dict[str, set[str]] | None = {} if resumed_from == 0 else None
+    ahead = WRITE_AHEAD if is_postgres(ledger.engine) else 0
     writes: ChunkWrites[ChunkToLoad, UpsertCounts] = ChunkWrites(
         ledger.engine,
         lambda conn, chunk: upsert_facts(
             conn, dataset.fact_table, dataset.natural_key, chunk.lines
         ),
-        ahead=WRITE_AHEAD if is_postgres(ledger.engine) else 0,
+        ahead=ahead,
         keys=lambda chunk: chunk.lines[list(dataset.natural_key)],
     )
-    for written in writes.settled(lines.chunks(start=resumed_from)):
+    # Writing ahead, the next chunk is transformed while the one before it is written.
+    chunks = lines.chunks(start=resumed_from, prefetched=ahead == 0)
+    for written in writes.settled(chunks):
         chunk, counts, conn = written.chunk, written.result, written.conn
         if seen is not None:
             collect_touched(seen, chunk.lines, dataset.event_keys)
@@ -117,6 +120,7 @@ def load_job(ledger: Ledger, job: Job, run_id: str, lines: RowsToLoad, heartbeat
             rows_duplicate=checkpoint["rows_duplicate"],
         )
         written.commit()
+        del written, chunk, conn  # the chunk's rows go before the next one is transformed
         heartbeat.check()
     seconds = time.perf_counter() - started
     metrics = {

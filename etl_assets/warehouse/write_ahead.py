@@ -127,6 +127,7 @@ class ChunkWrites(Generic[Chunk, Result]):
                 while len(in_flight) > self._ahead:
                     current = in_flight.popleft()
                     yield self._settle(current, in_flight)
+                current = None  # committed: its rows may go before the next chunk is made
             while in_flight:
                 current = in_flight.popleft()
                 yield self._settle(current, in_flight)
