@@ -24,7 +24,6 @@ from etl_assets.datasets.base import ROW_NUMBER
 from etl_assets.datasets.sales import SALES
 from etl_assets.errors import PermanentError
 from etl_assets.ledger import ErrorType, JobStatus
-from etl_assets.pipeline import csv_source
 from etl_assets.pipeline.csv_source import CsvLimits, read_chunks, read_header
 from etl_assets.pipeline.validation import validate_chunk
 
@@ -123,36 +122,6 @@ def test_a_file_reads_the_same_whatever_the_chunk_size(records: list[str], chunk
             except PermanentError:
                 outcomes.append("refused")  # the line it names may be counted either way
         assert outcomes[0] == outcomes[1]
-
-
-def read_all(path: Path, chunk_rows: int) -> list[tuple[object, ...]] | str:
-    """Everything the reader hands out for a file (each chunk's rows, numbers, index and
-    malformed records), or the refusal."""
-    try:
-        columns = read_header(path, SALES.required_columns, NAME, LIMITS)
-        return [
-            (chunk.frame.to_dict("split"), chunk.frame.dtypes.astype(str).tolist(), chunk.malformed)
-            for chunk in read_chunks(path, columns, chunk_rows, NAME, LIMITS)
-        ]
-    except PermanentError as exc:
-        return str(exc)
-
-
-@settings(max_examples=250, deadline=None)
-@given(content=csv_files(), chunk_rows=st.integers(1, 4))
-def test_arrows_reader_hands_out_what_pandas_reader_does(content: bytes, chunk_rows: int) -> None:
-    """Arrow's reader goes first for speed, pandas' takes over where Arrow stops: whatever
-    the file, the chunks (values, record numbers, index, dtypes), the malformed records and
-    the refusals are the ones pandas' reader alone gives."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "f.csv"
-        path.write_bytes(content)
-        try:
-            csv_source.FAST_READER = "pandas"
-            by_pandas = read_all(path, chunk_rows)
-        finally:
-            csv_source.FAST_READER = "arrow"
-        assert read_all(path, chunk_rows) == by_pandas
 
 
 _names = itertools.count()

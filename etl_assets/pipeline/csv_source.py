@@ -30,8 +30,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from etl_assets.config import Settings
 from etl_assets.datasets.base import ROW_NUMBER
@@ -229,98 +227,8 @@ def _csv_cause(exc: csv.Error, limits: CsvLimits) -> str:
 def _fast_chunks(
     path: Path, columns: Sequence[str], chunk_rows: int, name: str, limits: CsvLimits
 ) -> Iterator[pd.DataFrame]:
-    """Arrow's reader first; where it stops (a record with more or fewer fields, text that
-    is not UTF-8, a quote never closed), pandas' reader takes over from the next record, so
-    every file reads exactly as pandas reads it (pandas fills a short record's missing fields
-    with empty values; Arrow refuses it)."""
-    next_row = FIRST_DATA_ROW
-    if FAST_READER == "arrow" and arrow_reads(path):
-        try:
-            with _open_bounded(path, name, limits) as source:
-                for frame in _arrow_chunks(source, columns, chunk_rows):
-                    next_row = int(frame[ROW_NUMBER].iat[-1]) + 1
-                    yield frame
-            return
-        except (pa.ArrowInvalid, _UnclosedQuote):
-            pass
     with _open_bounded(path, name, limits) as source:
-        for frame in _pandas_chunks(source, columns, chunk_rows):
-            if int(frame[ROW_NUMBER].iat[-1]) >= next_row:  # not handed out by Arrow
-                yield frame[frame[ROW_NUMBER] >= next_row]
-
-
-# The first reader a file goes through: "arrow" (Arrow's C++ CSV reader) or "pandas" (its C
-# parser); tests set it to compare the two.
-FAST_READER = "arrow"
-
-
-def arrow_reads(path: Path) -> bool:
-    """Whether Arrow's reader can take the file: Arrow skips the header by physical line,
-    so the header must be one (no quote in the first line, which could open a field that
-    spans lines)."""
-    with path.open("rb") as handle:
-        first = handle.readline(1 << 16)
-    return b'"' not in first
-
-
-class _UnclosedQuote(Exception):
-    """Arrow read a quoted field to the end of the file: the tolerant reader says why."""
-
-
-def _arrow_chunks(
-    source: io.BufferedReader, columns: Sequence[str], chunk_rows: int
-) -> Iterator[pd.DataFrame]:
-    """The file's records as `_pandas_chunks` gives them, parsed by Arrow (about 5x faster:
-    no Python string per value, and no conversion of them into Arrow strings after).
-
-    Arrow raises ArrowInvalid on a record with more or fewer fields than the header, or on
-    text that is not UTF-8 (`_fast_chunks` then hands over to pandas). It accepts a quote
-    still open at the end of the file (the last field runs to the end), where pandas
-    refuses it; the bounded stream's quote count catches that before the last chunk is
-    handed out.
-    """
-    reader = pacsv.open_csv(
-        source,
-        read_options=pacsv.ReadOptions(column_names=list(columns), skip_rows=1),
-        # Empty lines stay records (all fields empty, dropped as blank later), so records
-        # keep the numbers pandas and Python's csv module give them.
-        parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
-        convert_options=pacsv.ConvertOptions(
-            column_types={column: pa.string() for column in columns},
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
-    first_row = FIRST_DATA_ROW
-    pending: list[pa.RecordBatch] = []
-    pending_rows = 0
-    for batch in reader:
-        pending.append(batch)
-        pending_rows += batch.num_rows
-        # Hand out only chunks with more rows behind them: the last chunk waits for the
-        # check of the file's end.
-        while pending_rows > chunk_rows:
-            table = pa.Table.from_batches(pending)
-            yield _numbered(table.slice(0, chunk_rows), first_row)
-            first_row += chunk_rows
-            rest = table.slice(chunk_rows)
-            pending, pending_rows = rest.to_batches(), rest.num_rows
-    raw = source.raw
-    if isinstance(raw, BoundedRecords) and raw.inside_quotes:
-        raise _UnclosedQuote
-    if pending_rows:
-        table = pa.Table.from_batches(pending)
-        for start in range(0, pending_rows, chunk_rows):
-            yield _numbered(table.slice(start, chunk_rows), first_row + start)
-
-
-def _numbered(table: pa.Table, first_row: int) -> pd.DataFrame:
-    """`table` as pandas strings, with each record's number (and, as pandas' reader gives
-    it, the record's position in the file as the index)."""
-    frame = table.to_pandas()
-    frame.index = pd.RangeIndex(first_row - FIRST_DATA_ROW, first_row - FIRST_DATA_ROW + len(frame))
-    frame[ROW_NUMBER] = frame.index.to_numpy() + FIRST_DATA_ROW
-    return frame
+        yield from _pandas_chunks(source, columns, chunk_rows)
 
 
 def _pandas_chunks(
@@ -484,12 +392,6 @@ class BoundedRecords(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
-
-    @property
-    def inside_quotes(self) -> bool:
-        """Whether the bytes read so far end inside a quoted field (at the end of the file:
-        a quote never closed)."""
-        return self._open_odd
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
