@@ -64,8 +64,14 @@ def upsert_rows(
     Runs in the caller's transaction, in which the dimension rows the fact rows imply
     (products, customers) are upserted first.
     """
-    upsert_dimensions(conn, dimensions, frame)
+    upsert_dimensions(conn, dimensions, first_per_key(frame, key))
     return upsert_facts(conn, table, key, frame)
+
+
+def first_per_key(frame: pd.DataFrame, key: Sequence[str]) -> pd.DataFrame:
+    """`frame`'s rows, the first of each natural key (a later line with the same key is a
+    duplicate, and implies no dimension row of its own)."""
+    return frame.drop_duplicates(subset=list(key), keep="first")
 
 
 def upsert_facts(
@@ -75,7 +81,7 @@ def upsert_facts(
     (the rules in the module's docstring); touches no other table."""
     if frame.empty:
         return UpsertCounts(0, 0)
-    unique = frame.drop_duplicates(subset=list(key), keep="first")
+    unique = first_per_key(frame, key)
     in_batch_duplicates = len(frame) - len(unique)
     columns = list(unique.columns)
     if _try_insert_new(conn, table, key, columns, unique):

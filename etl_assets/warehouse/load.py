@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Any, Protocol
 
 import pandas as pd
@@ -19,7 +20,12 @@ from etl_assets.datasets.base import Dataset
 from etl_assets.db import is_postgres
 from etl_assets.ledger import Job, Ledger, quarantine
 from etl_assets.runs.tracking import Heartbeat
-from etl_assets.warehouse.bulk import UpsertCounts, upsert_dimensions, upsert_facts
+from etl_assets.warehouse.bulk import (
+    UpsertCounts,
+    first_per_key,
+    upsert_dimensions,
+    upsert_facts,
+)
 from etl_assets.warehouse.parsed import collect_touched, record_transaction_parsed
 from etl_assets.warehouse.write_ahead import ChunkWrites
 
@@ -95,33 +101,37 @@ def load_job(ledger: Ledger, job: Job, run_id: str, lines: RowsToLoad, heartbeat
     )
     # Writing ahead, the next chunk is transformed while the one before it is written.
     chunks = lines.chunks(start=resumed_from, prefetched=ahead == 0)
-    for written in writes.settled(chunks):
-        chunk, counts, conn = written.chunk, written.result, written.conn
-        if seen is not None:
-            collect_touched(seen, chunk.lines, dataset.event_keys)
-        # The rest of the chunk's transaction, in file order: its rows enrichment rejected,
-        # the dimension rows its facts imply, and the checkpoint that says it is loaded.
-        quarantine.add_rows(conn, job.job_id, ENRICH_STAGE, chunk.rejected)
-        upsert_dimensions(conn, dataset.dimensions, chunk.lines)
-        rows_this_run += chunk.rows_in
-        checkpoint = checkpoint | {
-            "chunks_done": chunk.index + 1,
-            "rows_in": checkpoint["rows_in"] + chunk.rows_in,
-            "rows_loaded": checkpoint["rows_loaded"] + counts.loaded,
-            "rows_duplicate": checkpoint["rows_duplicate"] + counts.duplicate,
-        }
-        ledger.save_checkpoint(
-            conn,
-            job.job_id,
-            run_id,
-            checkpoint,
-            rows_processed=_processed(lines, checkpoint),
-            rows_loaded=checkpoint["rows_loaded"],
-            rows_duplicate=checkpoint["rows_duplicate"],
-        )
-        written.commit()
-        del written, chunk, conn  # the chunk's rows go before the next one is transformed
-        heartbeat.check()
+    # closing: whatever stops the loop, the chunks still open are rolled back right there.
+    with closing(writes.settled(chunks)) as settled:
+        for written in settled:
+            chunk, counts, conn = written.chunk, written.result, written.conn
+            if seen is not None:
+                collect_touched(seen, chunk.lines, dataset.event_keys)
+            # The rest of the chunk's transaction, in file order: its rows enrichment rejected,
+            # the dimension rows its facts imply, and the checkpoint that says it is loaded.
+            quarantine.add_rows(conn, job.job_id, ENRICH_STAGE, chunk.rejected)
+            upsert_dimensions(
+                conn, dataset.dimensions, first_per_key(chunk.lines, dataset.natural_key)
+            )
+            rows_this_run += chunk.rows_in
+            checkpoint = checkpoint | {
+                "chunks_done": chunk.index + 1,
+                "rows_in": checkpoint["rows_in"] + chunk.rows_in,
+                "rows_loaded": checkpoint["rows_loaded"] + counts.loaded,
+                "rows_duplicate": checkpoint["rows_duplicate"] + counts.duplicate,
+            }
+            ledger.save_checkpoint(
+                conn,
+                job.job_id,
+                run_id,
+                checkpoint,
+                rows_processed=_processed(lines, checkpoint),
+                rows_loaded=checkpoint["rows_loaded"],
+                rows_duplicate=checkpoint["rows_duplicate"],
+            )
+            written.commit()
+            del written, chunk, conn  # the chunk's rows go before the next one is transformed
+            heartbeat.check()
     seconds = time.perf_counter() - started
     metrics = {
         "load_seconds": round(seconds, 3),

@@ -105,17 +105,17 @@ class ChunkWrites(Generic[Chunk, Result]):
         self._write = write
         self._ahead = ahead
         self._keys = keys
-        self._pool = (
-            concurrent.futures.ThreadPoolExecutor(max_workers=ahead + 1, thread_name_prefix="write")
-            if ahead > 0
-            else None
-        )
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     def settled(self, chunks: Iterable[Chunk]) -> Iterator[Written[Chunk, Result]]:
         """Write `chunks` and yield each, oldest first, once its fact rows are written. The
         caller must commit (or raise) before taking the next one."""
         in_flight: collections.deque[_InFlight[Chunk, Result]] = collections.deque()
         current: _InFlight[Chunk, Result] | None = None
+        if self._ahead > 0:  # the writers of this load, gone when it ends
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self._ahead + 1, thread_name_prefix="write-ahead"
+            )
         try:
             for chunk in chunks:
                 keys = self._key_hashes(chunk)
@@ -136,6 +136,7 @@ class ChunkWrites(Generic[Chunk, Result]):
             _discard_all(current, in_flight)
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
+                self._pool = None
 
     def _key_hashes(self, chunk: Chunk) -> KeyHashes | None:
         if self._keys is None or self._pool is None:
