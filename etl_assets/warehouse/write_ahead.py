@@ -31,7 +31,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -107,7 +107,7 @@ class ChunkWrites(Generic[Chunk, Result]):
         self._keys = keys
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
-    def settled(self, chunks: Iterable[Chunk]) -> Iterator[Written[Chunk, Result]]:
+    def settled(self, chunks: Iterable[Chunk]) -> Generator[Written[Chunk, Result]]:
         """Write `chunks` and yield each, oldest first, once its fact rows are written. The
         caller must commit (or raise) before taking the next one."""
         in_flight: collections.deque[_InFlight[Chunk, Result]] = collections.deque()
