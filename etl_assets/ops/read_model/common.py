@@ -10,6 +10,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,19 +28,23 @@ UNIX_EPOCH_JULIAN_DAY = 2440587.5  # SQLite's julianday() of 1970-01-01T00:00:00
 # bucket width the API was asked for), and no stream of requests may grow it for ever.
 _STATEMENTS: OrderedDict[tuple[str, str], Any] = OrderedDict()
 _STATEMENTS_KEPT = 256
+_STATEMENTS_LOCK = threading.Lock()  # the API answers requests on several threads
 
 
 def _built(conn: sa.Connection, name: str, build: Callable[[sa.Connection], Any]) -> Any:
     """The statement `build` makes for this connection's dialect, built on first use and
     kept (the `_STATEMENTS_KEPT` most recently used)."""
     key = (name, conn.dialect.name)
-    statement = _STATEMENTS.get(key)
-    if statement is None:
-        statement = _STATEMENTS[key] = build(conn)
+    with _STATEMENTS_LOCK:
+        statement = _STATEMENTS.get(key)
+        if statement is not None:
+            _STATEMENTS.move_to_end(key)
+            return statement
+    statement = build(conn)  # outside the lock: two threads may build it, one is kept
+    with _STATEMENTS_LOCK:
+        _STATEMENTS[key] = statement
         if len(_STATEMENTS) > _STATEMENTS_KEPT:
             _STATEMENTS.popitem(last=False)
-    else:
-        _STATEMENTS.move_to_end(key)
     return statement
 
 
