@@ -62,30 +62,27 @@ def upsert_rows(
     """Load `frame` (columns of `table`, with job_id and source_row) into `table`.
 
     Runs in the caller's transaction, in which the dimension rows the fact rows imply
-    (products, customers) are upserted first.
+    (products, customers) are upserted too, after the facts (the order a load takes).
     """
-    upsert_dimensions(conn, dimensions, first_per_key(frame, key))
-    return upsert_facts(conn, table, key, frame)
-
-
-def first_per_key(frame: pd.DataFrame, key: Sequence[str]) -> pd.DataFrame:
-    """`frame`'s rows, the first of each natural key (a later line with the same key is a
-    duplicate, and implies no dimension row of its own)."""
-    return frame.drop_duplicates(subset=list(key), keep="first")
+    counts, first_lines = upsert_facts(conn, table, key, frame)
+    upsert_dimensions(conn, dimensions, first_lines)
+    return counts
 
 
 def upsert_facts(
     conn: sa.Connection, table: sa.Table, key: Sequence[str], frame: pd.DataFrame
-) -> UpsertCounts:
+) -> tuple[UpsertCounts, pd.DataFrame]:
     """Load `frame`'s fact rows into `table` by natural key, in the caller's transaction
-    (the rules in the module's docstring); touches no other table."""
-    if frame.empty:
-        return UpsertCounts(0, 0)
-    unique = first_per_key(frame, key)
+    (the rules in the module's docstring); touches no other table. Returns the counts and
+    the rows offered: the first line of each natural key (a later line with the same key is
+    a duplicate, and implies no dimension row of its own)."""
+    unique = frame.drop_duplicates(subset=list(key), keep="first")
+    if unique.empty:
+        return UpsertCounts(0, 0), unique
     in_batch_duplicates = len(frame) - len(unique)
     columns = list(unique.columns)
     if _try_insert_new(conn, table, key, columns, unique):
-        return UpsertCounts(loaded=len(unique), duplicate=in_batch_duplicates)
+        return UpsertCounts(loaded=len(unique), duplicate=in_batch_duplicates), unique
     stage = stage_rows(conn, table, unique).name
     if is_postgres(conn):
         already: int = conn.exec_driver_sql(
@@ -94,9 +91,10 @@ def upsert_facts(
     else:
         already = conn.exec_driver_sql(_duplicates_sql(table.name, stage, key)).scalar_one()
         conn.exec_driver_sql(_upsert_sql(table.name, stage, key, columns))
-    return UpsertCounts(
+    counts = UpsertCounts(
         loaded=len(unique) - int(already), duplicate=int(already) + in_batch_duplicates
     )
+    return counts, unique
 
 
 def upsert_dimensions(

@@ -20,12 +20,7 @@ from etl_assets.datasets.base import Dataset
 from etl_assets.db import is_postgres
 from etl_assets.ledger import Job, Ledger, quarantine
 from etl_assets.runs.tracking import Heartbeat
-from etl_assets.warehouse.bulk import (
-    UpsertCounts,
-    first_per_key,
-    upsert_dimensions,
-    upsert_facts,
-)
+from etl_assets.warehouse.bulk import UpsertCounts, upsert_dimensions, upsert_facts
 from etl_assets.warehouse.parsed import collect_touched, record_transaction_parsed
 from etl_assets.warehouse.write_ahead import ChunkWrites
 
@@ -91,7 +86,7 @@ def load_job(ledger: Ledger, job: Job, run_id: str, lines: RowsToLoad, heartbeat
     # What the job's event names, collected as the rows go by when this run loads them all.
     seen: dict[str, set[str]] | None = {} if resumed_from == 0 else None
     ahead = WRITE_AHEAD if is_postgres(ledger.engine) else 0
-    writes: ChunkWrites[ChunkToLoad, UpsertCounts] = ChunkWrites(
+    writes: ChunkWrites[ChunkToLoad, tuple[UpsertCounts, pd.DataFrame]] = ChunkWrites(
         ledger.engine,
         lambda conn, chunk: upsert_facts(
             conn, dataset.fact_table, dataset.natural_key, chunk.lines
@@ -104,15 +99,14 @@ def load_job(ledger: Ledger, job: Job, run_id: str, lines: RowsToLoad, heartbeat
     # closing: whatever stops the loop, the chunks still open are rolled back right there.
     with closing(writes.settled(chunks)) as settled:
         for written in settled:
-            chunk, counts, conn = written.chunk, written.result, written.conn
+            chunk, conn = written.chunk, written.conn
+            counts, first_lines = written.result  # first_lines: the first line of each key
             if seen is not None:
                 collect_touched(seen, chunk.lines, dataset.event_keys)
             # The rest of the chunk's transaction, in file order: its rows enrichment rejected,
             # the dimension rows its facts imply, and the checkpoint that says it is loaded.
             quarantine.add_rows(conn, job.job_id, ENRICH_STAGE, chunk.rejected)
-            upsert_dimensions(
-                conn, dataset.dimensions, first_per_key(chunk.lines, dataset.natural_key)
-            )
+            upsert_dimensions(conn, dataset.dimensions, first_lines)
             rows_this_run += chunk.rows_in
             checkpoint = checkpoint | {
                 "chunks_done": chunk.index + 1,
@@ -130,7 +124,8 @@ def load_job(ledger: Ledger, job: Job, run_id: str, lines: RowsToLoad, heartbeat
                 rows_duplicate=checkpoint["rows_duplicate"],
             )
             written.commit()
-            del written, chunk, conn  # the chunk's rows go before the next one is transformed
+            # The chunk's rows go before the next one is transformed.
+            del written, chunk, conn, first_lines
             heartbeat.check()
     seconds = time.perf_counter() - started
     metrics = {
