@@ -137,14 +137,12 @@ def peak_rss_mb() -> float:
     Not getrusage(RUSAGE_CHILDREN) in the parent: that counts a forked child's memory before
     its exec, i.e. a copy of the parent, which here holds the generated file.
     """
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return rss_mb("VmHWM") or round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def rss_mb(field: str = "VmRSS") -> float:
-    """This process's resident memory now (VmRSS; RssAnon or RssFile for its parts)."""
+    """This process's resident memory now (VmRSS; RssAnon or RssFile for its parts, VmHWM
+    for its peak), 0 where /proc does not say."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(f"{field}:"):
             return round(int(line.split()[1]) / 1024, 1)
