@@ -1,12 +1,17 @@
-"""Row validation: typed valid rows out, every failing column named with its value."""
+"""Row validation: typed valid rows out, every failing column named with its value; the
+lookup keys of the valid rows."""
 
 from __future__ import annotations
 
+import hypothesis
 import pandas as pd
 import pytest
+from hypothesis import strategies as st
 
 from etl_assets.datasets.base import ROW_NUMBER
 from etl_assets.datasets.sales import SALES
+from etl_assets.pipeline import validation
+from etl_assets.pipeline.source import distinct_rows
 from etl_assets.pipeline.validation import validate_chunk
 
 SALES_RULES = SALES.columns
@@ -88,3 +93,67 @@ def test_numbers_read_the_same_whichever_parser_reads_them() -> None:
     assert mixed.valid["unit_price"].tolist() == expected
     [rejected] = mixed.rejected
     assert "unit_price: '1,5' is not a non-negative number" in rejected["reason"]
+
+
+# Values each column may take in the differential test below: good ones in several
+# spellings, and bad ones of every kind, so chunks repeat values the way real files do.
+POOLS = {
+    "order_id": ["O1", " O2 ", "", "x" * 65, "O3"],
+    "order_date": ["2024-01-05", "2024-1-5", " 2024-01-06", "2024-02-30", "05/01/2024", ""],
+    "customer_id": ["C1", "C2", "  ", "C3"],
+    "sku": ["sku-0001", "SKU-0002", "bad sku", "", "s" * 70],
+    "quantity": ["2", " 3 ", "0", "1.5", "two", "", "1e2"],
+    "unit_price": ["10.50", "0", "-1", "inf", "ten", "1,5", ".5", ""],
+    "currency": ["usd", "EUR", "EURO", "E1R", " gbp", ""],
+    "store_id": ["S1", "S2", ""],
+}
+
+
+@hypothesis.settings(max_examples=40, deadline=None)
+@hypothesis.given(data=st.data(), rows=st.integers(60, 300))
+def test_checking_distinct_values_once_gives_what_checking_every_row_gives(
+    data: st.DataObject, rows: int
+) -> None:
+    # A column with few distinct values is checked once per value and the answers spread
+    # back to its rows; the rows, their types and every reason must be those of the check
+    # of each row on its own.
+    frame = pd.DataFrame(
+        {
+            column: data.draw(st.lists(st.sampled_from(pool), min_size=rows, max_size=rows))
+            for column, pool in POOLS.items()
+        }
+    )
+    frame[ROW_NUMBER] = range(2, 2 + rows)
+    by_distinct = validate_chunk(frame, SALES_RULES)
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(validation, "DISTINCT_MIN_ROWS", rows + 1)  # every row on its own
+        by_row = validate_chunk(frame, SALES_RULES)
+    pd.testing.assert_frame_equal(by_distinct.valid, by_row.valid)
+    assert by_distinct.rejected == by_row.rejected
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["USD", "EUR", "", "usd"]),
+            st.integers(0, 3),
+            st.sampled_from([0.5, 1.0, 2.5]),
+            st.sampled_from(["2024-01-01", "2024-02-02"]),
+        ),
+        max_size=120,
+    ),
+    columns=st.sampled_from([["text"], ["text", "whole"], ["whole", "real", "date"]]),
+)
+def test_lookup_keys_are_the_distinct_rows_of_their_columns(
+    rows: list[tuple[str, int, float, str]], columns: list[str]
+) -> None:
+    frame = pd.DataFrame(rows, columns=["text", "whole", "real", "date"]).astype(
+        {"text": "str", "whole": "int64", "real": "float64"}
+    )
+    frame["date"] = pd.to_datetime(frame["date"])
+    expected = set(frame[columns].drop_duplicates().itertuples(index=False, name=None))
+    found = distinct_rows(frame, columns)
+    assert len(found) == len(expected) and set(found) == expected
+    # Python values, as the staged manifest and the API clients take them
+    assert all(type(value) in (str, int, float, pd.Timestamp) for key in found for value in key)

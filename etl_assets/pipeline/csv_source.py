@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from etl_assets.config import Settings
 from etl_assets.datasets.base import ROW_NUMBER
@@ -322,6 +324,8 @@ def _bounded(chunk: RawChunk, limits: CsvLimits, name: str) -> RawChunk:
     data_columns = [c for c in frame.columns if c != ROW_NUMBER]
     if frame.empty or not data_columns:
         return chunk
+    if max(_longest_bytes(frame[c]) for c in data_columns) <= limits.max_cell_chars:
+        return chunk  # no value has more bytes than the limit has characters: none is over
     lengths = pd.DataFrame({c: frame[c].str.len() for c in data_columns})
     too_long = (lengths > limits.max_cell_chars).to_numpy()
     if not too_long.any():
@@ -357,8 +361,19 @@ def _bounded(chunk: RawChunk, limits: CsvLimits, name: str) -> RawChunk:
     return RawChunk(frame[~over].reset_index(drop=True), malformed)
 
 
+def _longest_bytes(column: pd.Series) -> int:
+    """The most bytes any value of a column of strings holds (UTF-8 in Arrow: one read of
+    its offsets, where counting characters reads every value)."""
+    lengths = pc.binary_length(pa.array(column, type=pa.large_string()))
+    longest = pc.max(lengths).as_py()
+    return int(longest or 0)
+
+
 def _drop_blank(frame: pd.DataFrame) -> pd.DataFrame:
     """Blank lines are not data rows: drop them (their line numbers are simply skipped)."""
+    data_columns = [c for c in frame.columns if c != ROW_NUMBER]
+    if data_columns and not (frame[data_columns[0]] == "").any():
+        return frame  # a blank line leaves every column empty, the first one too
     data = frame.drop(columns=[ROW_NUMBER])
     blank = (data == "").all(axis=1)
     if not blank.any():
