@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from etl_assets.datasets.base import ROW_NUMBER, Dataset, Enrichment, TransformContext
-from etl_assets.pipeline.source import LookupKeys
+from etl_assets.pipeline.source import LookupKeys, key_codes
 
 
 def look_up(
@@ -35,13 +35,21 @@ def enrich(
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """`rows` with every enrichment's columns, and the rows rejected because an API did not
     know their key ({row_number, raw_row, reason}, every failing enrichment named)."""
-    merged = rows
+    merged = rows.reset_index(drop=True)
     unknown: list[tuple[Enrichment, np.ndarray]] = []
     for enrichment in dataset.enrichments:
-        merged = merged.merge(
-            lookups[enrichment.name], how="left", on=list(enrichment.keys), validate="m:1"
+        positions = _lookup_positions(merged, enrichment, lookups[enrichment.name])
+        answers = lookups[enrichment.name]
+        merged = merged.assign(
+            **{
+                column: pd.Series(
+                    pd.api.extensions.take(answers[column].array, positions, allow_fill=True),
+                    index=merged.index,
+                )
+                for column in enrichment.returns
+            }
         )
-        unknown.append((enrichment, merged[enrichment.returns[0]].isna().to_numpy()))
+        unknown.append((enrichment, positions < 0))
     if not unknown:
         return merged, []
     failing = np.logical_or.reduce([mask for _, mask in unknown])
@@ -52,6 +60,21 @@ def enrich(
         for position in np.flatnonzero(failing)
     ]
     return merged[~failing], rejected
+
+
+def _lookup_positions(
+    rows: pd.DataFrame, enrichment: Enrichment, answers: pd.DataFrame
+) -> np.ndarray:
+    """Per row, the position of the answer to its key in `answers` (-1: none): a left join
+    on the enrichment's keys, looked up once per distinct key of the rows rather than by
+    `DataFrame.merge` (a third of the transform's time on a 1,000,000-row job)."""
+    keys = list(enrichment.keys)
+    at = {key: position for position, key in enumerate(answers[keys].itertuples(False, None))}
+    if len(at) != len(answers):
+        raise ValueError(f"{enrichment.name}: the answers hold a key twice")
+    codes, distinct = key_codes(rows, keys)
+    found = np.array([at.get(key, -1) for key in distinct], dtype=np.intp)
+    return found[codes]
 
 
 def _rejection(row: pd.Series, dataset: Dataset, failed: list[Enrichment]) -> dict[str, Any]:
