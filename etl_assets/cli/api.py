@@ -38,7 +38,7 @@ def api_command(host: str, port: int, insecure_no_auth: bool) -> None:
             "WARNING: --insecure-no-auth: every caller is an operator (retry, cancel, upload)",
             err=True,
         )
-    app = create_app(settings, insecure_no_auth=insecure_no_auth)
+    app = create_app(settings, insecure_no_auth=insecure_no_auth, start_jobs_as_submitted=True)
     click.echo(f"ops API on http://{host}:{port}/v1, dashboard on http://{host}:{port}/dashboard")
     # The API logs each request itself (etl_assets.ops.access), without query strings:
     # uvicorn's access log would print the dashboard's ?token=.

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from etl_assets.db import read_connection, utcnow
+from etl_assets.db import is_postgres, read_connection, utcnow
 from etl_assets.ledger import quarantine
 from etl_assets.ledger.dialect import dialect_insert
 from etl_assets.ledger.errors import IllegalTransition
@@ -23,6 +23,10 @@ from etl_assets.ledger.models import AttemptOutcome, ErrorType, Job, JobStatus
 from etl_assets.ledger.run_life import RunLife
 from etl_assets.ledger.schema import job_attempts, job_status_counts, jobs
 from etl_assets.ledger.storable import storable_text
+
+# The PostgreSQL notification channel on which a new job's id is announced when its insert
+# commits (runtime/due_jobs_listener.py starts its run without waiting for a sensor tick).
+JOBS_DUE_CHANNEL = "etl_jobs_due"
 
 
 def new_job_id(now: dt.datetime | None = None) -> str:
@@ -85,6 +89,10 @@ class Ledger(RunLife):
                 .returning(jobs.c.job_id)
             )
             created = conn.execute(stmt).first() is not None
+            if created and is_postgres(conn):
+                # Delivered when this transaction commits, to every DueJobsListener
+                # (runtime/due_jobs_listener.py): the job's run can start now, not at a tick.
+                conn.execute(sa.select(sa.func.pg_notify(JOBS_DUE_CHANNEL, values["job_id"])))
             row = (
                 conn.execute(
                     sa.select(jobs).where(

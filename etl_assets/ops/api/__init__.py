@@ -20,12 +20,16 @@ other security headers), and the routes by concern: `routes_jobs`, `routes_faile
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
 import sqlalchemy as sa
 from fastapi import FastAPI
 
 from etl_assets.config import Settings
 from etl_assets.datasets.registry import load_modules
 from etl_assets.db import engine_for
+from etl_assets.ledger import Ledger
 from etl_assets.ops import health
 from etl_assets.ops.api.auth import Auth, auth_configured
 from etl_assets.ops.api.errors import (
@@ -48,16 +52,20 @@ def create_app(
     insecure_no_auth: bool = False,
     engine: sa.Engine | None = None,
     instance_factory: health.InstanceFactory | None = None,
+    start_jobs_as_submitted: bool = False,
 ) -> FastAPI:
     """The ops API for `settings`. Refuses to build without tokens unless `insecure_no_auth`
     (then every caller is an operator). `instance_factory` opens the Dagster instance for
-    the daemon check (default: DAGSTER_HOME's, when set)."""
+    the daemon check (default: DAGSTER_HOME's, when set). `start_jobs_as_submitted`: while
+    the app runs, start the run of every job submitted anywhere as soon as the ledger
+    announces it (runtime/due_jobs_listener.py; PostgreSQL and DAGSTER_HOME only)."""
     if not insecure_no_auth and not auth_configured(settings):
         raise ValueError(
             "no OPS_API_VIEWER_TOKENS or OPS_API_OPERATOR_TOKENS are set: the API would be "
             "open to anyone. Set tokens, or pass --insecure-no-auth on a trusted machine."
         )
     app = FastAPI(
+        lifespan=_starting_submitted_jobs(settings) if start_jobs_as_submitted else None,
         # Swagger UI and ReDoc load their code from a CDN, on the origin where the dashboard
         # keeps its token: not served. /openapi.json describes the API for any local viewer.
         docs_url=None,
@@ -93,3 +101,28 @@ def create_app(
     )
     app.add_middleware(RequestIdMiddleware, response_headers=security_headers(dashboard_html()))
     return app
+
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def _starting_submitted_jobs(settings: Settings) -> Lifespan:
+    """A lifespan that listens for new jobs while the app runs and starts their runs, as
+    `POST /v1/jobs` does for its own (`dispatching.start_due_jobs`)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from etl_assets.runtime.dispatching import start_due_jobs
+        from etl_assets.runtime.due_jobs_listener import DueJobsListener
+
+        engine = app.state.engine
+        ledger = Ledger(engine, max_attempts=settings.retry_max_attempts)
+        listener = DueJobsListener(engine, lambda: start_due_jobs(ledger, settings))
+        if settings.dagster_home:  # without an instance there is nothing to start runs on
+            listener.start()
+        try:
+            yield
+        finally:
+            listener.stop()
+
+    return lifespan
