@@ -3,6 +3,8 @@ lookup keys of the valid rows."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import hypothesis
 import pandas as pd
 import pytest
@@ -124,8 +126,18 @@ def test_checking_distinct_values_once_gives_what_checking_every_row_gives(
         }
     )
     frame[ROW_NUMBER] = range(2, 2 + rows)
-    by_distinct = validate_chunk(frame, SALES_RULES)
+    spread = validation._spread
+    spreads: list[int] = []
+
+    def counted(*args: Any) -> pd.Series:
+        spreads.append(1)
+        return spread(*args)
+
     with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(validation, "DISTINCT_MIN_ROWS", 1)  # by distinct values, however few
+        patched.setattr(validation, "_spread", counted)
+        by_distinct = validate_chunk(frame, SALES_RULES)
+        assert spreads, "no column was checked by its distinct values"
         patched.setattr(validation, "DISTINCT_MIN_ROWS", rows + 1)  # every row on its own
         by_row = validate_chunk(frame, SALES_RULES)
     pd.testing.assert_frame_equal(by_distinct.valid, by_row.valid)

@@ -22,8 +22,10 @@ from etl_assets.runs.tracking import Heartbeat
 VALIDATE_STAGE = "validate"
 # Records read and validated at a time, in chunks: each pandas operation costs about 0.1 ms
 # whatever its size, and reading and checking 20,000 records took about a hundred of them.
-# Reading five chunks at once took a 1,000,000-row file's source step from 4.3 to 2.8 s; the
-# valid rows are still staged, and loaded, in chunks of CHUNK_ROWS.
+# More at once is faster still (five: the step's own time 4.3 to 2.8 s on 1,000,000 rows)
+# but holds more: peak memory without the libraries 165 MB at one, 170 at two, 183 at three,
+# 204 at five (docs/performance.md). The valid rows are staged, and loaded, in chunks of
+# CHUNK_ROWS whatever this is.
 CHUNKS_PER_READ = 2
 LookupKeys = frozenset[tuple[Any, ...]]
 

@@ -19,8 +19,9 @@ import pyarrow.compute as pc
 from etl_assets.datasets.base import ROW_NUMBER, ColumnRule, Kind
 
 MISSING = "missing"
-# Below this many rows a chunk is checked value by value: finding distinct values costs more.
-DISTINCT_MIN_ROWS = 64
+# Below this many rows a chunk is checked value by value: finding distinct values costs a few
+# pandas calls more, which only a large chunk pays back (a small job's file is one chunk).
+DISTINCT_MIN_ROWS = 1000
 DISTINCT_SAMPLE_ROWS = 1024  # the rows that tell whether a column repeats its values
 
 

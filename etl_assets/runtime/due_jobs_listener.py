@@ -63,19 +63,22 @@ class DueJobsListener:
     def _run(self) -> None:
         pause = RECONNECT_SECONDS[0]
         while not self._stopped.is_set():
+            failure: Exception | None = None
             try:
                 self._listen()
-            except Exception:  # the sensor dispatches meanwhile; connect again
-                logger.warning(
-                    "not listening for new jobs (the dispatch sensor starts them meanwhile); "
-                    "connecting again in %.1f s",
-                    pause,
-                    exc_info=True,
-                )
+            except Exception as exc:  # noqa: BLE001 - the sensor dispatches meanwhile; connect again
+                failure = exc
             connected = self._listening.is_set()
             self._listening.clear()
             # Back off while connecting fails; a connection that was up starts over.
             pause = RECONNECT_SECONDS[0] if connected else min(pause * 2, RECONNECT_SECONDS[1])
+            if failure is not None and not self._stopped.is_set():
+                logger.warning(
+                    "not listening for new jobs (the dispatch sensor starts them meanwhile); "
+                    "connecting again in %.1f s",
+                    pause,
+                    exc_info=failure,
+                )
             if self._stopped.wait(pause):
                 return
 
