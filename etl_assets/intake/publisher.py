@@ -240,6 +240,8 @@ def publish_inbox(
     """Publish every settled inbox file and remove it (its content is safe in the archive).
 
     What is not a regular file is left where it is and added to `refused`, with the reason.
+    Two publishers may watch one inbox (the inbox sensor, and `etl api`'s InboxWatcher): a
+    file the other took first is gone, or is the same content, hence the same job.
     """
     published = []
     for dataset, path in settled_inbox_files(inbox_dir, settle_seconds, refused):
@@ -248,5 +250,7 @@ def publish_inbox(
         except NotARegularFile as exc:  # swapped in since it was listed
             _refuse(refused, path, exc.reason)
             continue
-        path.unlink()
+        except FileNotFoundError:  # taken since it was listed
+            continue
+        path.unlink(missing_ok=True)
     return published

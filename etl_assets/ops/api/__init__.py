@@ -22,13 +22,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 
 import sqlalchemy as sa
 from fastapi import FastAPI
 
 from etl_assets.config import Settings
 from etl_assets.datasets.registry import load_modules
-from etl_assets.db import engine_for
+from etl_assets.db import engine_for, is_postgres
 from etl_assets.ledger import Ledger
 from etl_assets.ops import health
 from etl_assets.ops.api.auth import Auth, auth_configured
@@ -57,8 +58,9 @@ def create_app(
     """The ops API for `settings`. Refuses to build without tokens unless `insecure_no_auth`
     (then every caller is an operator). `instance_factory` opens the Dagster instance for
     the daemon check (default: DAGSTER_HOME's, when set). `start_jobs_as_submitted`: while
-    the app runs, start the run of every job submitted anywhere as soon as the ledger
-    announces it (runtime/due_jobs_listener.py; PostgreSQL and DAGSTER_HOME only)."""
+    the app runs, take settled inbox files as jobs at once (intake/inbox_watcher.py) and
+    start the run of every job submitted anywhere as soon as the ledger announces it
+    (runtime/due_jobs_listener.py); PostgreSQL and DAGSTER_HOME only."""
     if not insecure_no_auth and not auth_configured(settings):
         raise ValueError(
             "no OPS_API_VIEWER_TOKENS or OPS_API_OPERATOR_TOKENS are set: the API would be "
@@ -107,22 +109,35 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 def _starting_submitted_jobs(settings: Settings) -> Lifespan:
-    """A lifespan that listens for new jobs while the app runs and starts their runs, as
-    `POST /v1/jobs` does for its own (`dispatching.start_due_jobs`)."""
+    """A lifespan that, while the app runs, watches the inbox and listens for new jobs and
+    starts their runs, as `POST /v1/jobs` does for its own (`dispatching.start_due_jobs`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from etl_assets.intake.inbox_watcher import InboxWatcher
+        from etl_assets.intake.publisher import source_archive
         from etl_assets.runtime.dispatching import start_due_jobs
         from etl_assets.runtime.due_jobs_listener import DueJobsListener
 
         engine = app.state.engine
         ledger = Ledger(engine, max_attempts=settings.retry_max_attempts)
         listener = DueJobsListener(engine, lambda: start_due_jobs(ledger, settings))
-        if settings.dagster_home:  # without an instance there is nothing to start runs on
+        # Without an instance there is nothing to start runs on; without notifications
+        # (SQLite) a job found here would wait for the dispatch tick all the same.
+        starts = bool(settings.dagster_home) and is_postgres(engine)
+        watcher = InboxWatcher(
+            ledger,
+            source_archive(settings.staging_dir),
+            Path(settings.inbox_dir),
+            settings.inbox_settle_seconds,
+        )
+        if starts:
             listener.start()
+            watcher.start()
         try:
             yield
         finally:
+            watcher.stop()
             listener.stop()
 
     return lifespan
