@@ -13,9 +13,9 @@ file the other took first as gone, or as the same content and so the same job
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 
+from etl_assets.background import BackgroundLoop
 from etl_assets.intake.publisher import publish_inbox
 from etl_assets.ledger import Ledger
 
@@ -25,33 +25,19 @@ POLL_SECONDS = 0.5  # one listing of each dataset's inbox folder: cheap
 PAUSE_AFTER_FAILURE_SECONDS = 30
 
 
-class InboxWatcher:
+class InboxWatcher(BackgroundLoop):
     """Publishes the settled files of `inbox_dir` every POLL_SECONDS on a thread of its own
-    (archived under `archive_dir`, as the inbox sensor does)."""
+    (archived under `archive_dir`, as the inbox sensor does); `stop` waits for the file it
+    is on."""
 
     def __init__(
         self, ledger: Ledger, archive_dir: Path, inbox_dir: Path, settle_seconds: float
     ) -> None:
+        super().__init__("inbox-watcher", join_seconds=30)
         self._ledger = ledger
         self._archive_dir = archive_dir
         self._inbox_dir = inbox_dir
         self._settle_seconds = settle_seconds
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> InboxWatcher:
-        """Start watching; returns self."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="inbox-watcher", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop watching and wait for the thread to finish the file it is on."""
-        self._stopped.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
 
     def _run(self) -> None:
         while not self._stopped.wait(POLL_SECONDS):

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from etl_assets.background import BackgroundLoop
 from etl_assets.db import utcnow
 from etl_assets.errors import ClassifiedError, classify
 from etl_assets.ledger import ErrorType, Job, Ledger
@@ -279,7 +280,7 @@ def _log_unrecorded(log: logging.Logger, job: Job, exc: Exception) -> None:
     )
 
 
-class Heartbeat:
+class Heartbeat(BackgroundLoop):
     """Refreshes the job's `last_heartbeat_at` every `interval` seconds from a daemon thread.
 
     One small UPDATE per interval, whatever the step is doing (parsing, waiting on an API,
@@ -295,6 +296,7 @@ class Heartbeat:
         interval: float,
         log: logging.Logger | None = None,
     ) -> None:
+        super().__init__(f"heartbeat-{job_id}", join_seconds=30)  # stop waits for a beat
         self.ledger = ledger
         self.job_id = job_id
         self.run_id = run_id
@@ -302,30 +304,16 @@ class Heartbeat:
         self.beats = 0
         self._log = log or logger
         self._lost: JobNotOwned | None = None
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> Heartbeat:
-        """Start beating (no-op when the interval is 0); returns self."""
-        if self.interval > 0:
-            self._thread = threading.Thread(
-                target=self._beat_until_stopped, name=f"heartbeat-{self.job_id}", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop beating and wait for the thread to finish its current beat."""
-        self._stopped.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+    def _wanted(self) -> bool:
+        return self.interval > 0
 
     def check(self) -> None:
         """Raise JobNotOwned if a beat found the job taken away from this run."""
         if self._lost is not None:
             raise self._lost
 
-    def _beat_until_stopped(self) -> None:
+    def _run(self) -> None:
         while not self._stopped.wait(self.interval):
             try:
                 self.ledger.heartbeat(self.job_id, self.run_id)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from etl_assets.background import BackgroundLoop
 from etl_assets.db import is_postgres
 from etl_assets.ledger.ledger import JOBS_DUE_CHANNEL
 
@@ -30,35 +31,23 @@ WAIT_SECONDS = 1.0
 RECONNECT_SECONDS = (0.5, 30.0)
 
 
-class DueJobsListener:
+class DueJobsListener(BackgroundLoop):
     """Calls `on_due()` whenever the ledger of `engine` announces new jobs (several
     announcements that arrive together make one call), on a thread of its own with a
     connection of its own. Does nothing on SQLite, which has no notifications."""
 
     def __init__(self, engine: sa.Engine, on_due: Callable[[], object]) -> None:
+        super().__init__("due-jobs", join_seconds=WAIT_SECONDS * 5)
         self._engine = engine
         self._on_due = on_due
-        self._stopped = threading.Event()
         self._listening = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> DueJobsListener:
-        """Start listening (PostgreSQL only); returns self."""
-        if is_postgres(self._engine) and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="due-jobs", daemon=True)
-            self._thread.start()
-        return self
+    def _wanted(self) -> bool:
+        return is_postgres(self._engine)  # SQLite has no notifications to listen for
 
     def wait_listening(self, timeout: float) -> bool:
         """Whether the listener is connected and listening within `timeout` seconds."""
         return self._listening.wait(timeout)
-
-    def stop(self) -> None:
-        """Stop listening and wait for the thread to end (at most about WAIT_SECONDS)."""
-        self._stopped.set()
-        if self._thread is not None:
-            self._thread.join(timeout=WAIT_SECONDS * 5)
-            self._thread = None
 
     def _run(self) -> None:
         pause = RECONNECT_SECONDS[0]
