@@ -56,8 +56,8 @@ bench: bench-large bench-daemon bench-ledger ## run every benchmark (needs Postg
 
 bench-large: $(STAMP) ## 1M- and 5M-row jobs against raw COPY; 1M rows on SQLite against to_sql
 	$(BIN)/python benchmarks/bench_large_file.py
-	$(BIN)/python benchmarks/bench_large_file.py --rows 5000000
-	$(BIN)/python benchmarks/bench_large_file.py --sqlite
+	$(BIN)/python benchmarks/bench_large_file.py --rows 5000000 --rounds 1
+	$(BIN)/python benchmarks/bench_large_file.py --sqlite --rounds 1
 
 bench-daemon: $(STAMP) ## 500 small jobs through the real daemon, both launchers; time to warehouse of one small file
 	$(BIN)/python benchmarks/bench_daemon_jobs.py
