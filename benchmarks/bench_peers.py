@@ -296,6 +296,11 @@ def main() -> None:
 
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(BENCH))
+    from page_cache import evict_shared_libraries
+
+    # First: the pages of libraries this process has mapped are not dropped.
+    peers_env = args.peers_python.absolute().parent.parent
+    eviction = evict_shared_libraries(Path(sys.prefix), Path(sys.base_prefix), peers_env)
     from bench_large_file import job_env, run_job_in_child
     from common import machine, sales_csv, same_rows_again, scratch_postgres
 
@@ -304,6 +309,7 @@ def main() -> None:
     from etl_assets.reference_api import ReferenceApiServer
 
     print(f"machine: {machine()}")
+    print(eviction)
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     started = time.perf_counter()
     path = sales_csv(args.rows)
