@@ -12,7 +12,8 @@ submitted anywhere as soon as the ledger announces the job, instead of the dispa
 A file's time runs from the moment its submission starts (the `etl submit` process is
 launched, the request is sent, the file lands in the inbox) to the ledger's `completed_at`.
 Prints p50 and p90 against the targets (3 s with Celery, 8 s with the default launcher) and
-where the seconds go: submission recorded (job created), claimed (attempt started), run
+against this machine's reference measured first (a new Python process importing the
+platform, common.process_start_seconds), and where the seconds go: submission recorded (job created), claimed (attempt started), run
 created, run started, the job's steps, completed.
 """
 
@@ -56,16 +57,18 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from common import machine
+    from common import machine, process_start_seconds
 
     print(f"machine: {machine()}")
+    reference = process_start_seconds()
+    print(f"reference: a new Python process importing the platform: {reference:.2f} s here")
     print(f"load before: {load_average()}")
     launchers = ["default", "celery"] if args.launcher == "both" else [args.launcher]
     for launcher in launchers:
-        measure(launcher, args)
+        measure(launcher, args, reference)
 
 
-def measure(launcher: str, args: argparse.Namespace) -> None:
+def measure(launcher: str, args: argparse.Namespace, reference: float) -> None:
     """Start the daemon (and workers) for `launcher`, send the files one at a time, print."""
     from common import prepare_platform, scratch_postgres, use_celery_workers
     from processes import background, wait_for_line
@@ -131,7 +134,7 @@ def measure(launcher: str, args: argparse.Namespace) -> None:
                 flush=True,
             )
         # Printed before the clean-up: the daemon may still write to its home as it stops.
-        report(launcher, args, results, load_average())
+        report(launcher, args, results, load_average(), reference)
 
 
 def submit(
@@ -215,8 +218,15 @@ def timeline(ledger: Any, job: Any, sent: float) -> dict[str, float]:
     }
 
 
-def report(launcher: str, args: argparse.Namespace, results: list[dict[str, float]], load: str):
-    """Print p50/p90 against the target and the median of each stage."""
+def report(
+    launcher: str,
+    args: argparse.Namespace,
+    results: list[dict[str, float]],
+    load: str,
+    reference: float,
+) -> None:
+    """Print p50/p90 against the target and the machine's reference, and the median of each
+    stage."""
     totals = sorted(r["completed"] for r in results)
     p50, p90 = percentile(totals, 0.5), percentile(totals, 0.9)
     target = TARGETS[launcher]
@@ -227,7 +237,8 @@ def report(launcher: str, args: argparse.Namespace, results: list[dict[str, floa
     print(
         f"time to warehouse, {len(results)} files of {args.rows} rows one at a time via "
         f"{args.via}, {name}: p50 {p50:.2f} s (target <= {target:.0f}, ratio "
-        f"{p50 / target:.2f}), p90 {p90:.2f} s, max {totals[-1]:.2f} s"
+        f"{p50 / target:.2f}; {p50 / reference:.2f}x the reference), p90 {p90:.2f} s, max "
+        f"{totals[-1]:.2f} s"
     )
     stages = "  ".join(
         f"{stage} {percentile(sorted(r[stage] for r in results), 0.5):.2f}" for stage in STAGES

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import dagster as dg
@@ -17,13 +17,15 @@ from etl_assets.ledger import Job, Ledger
 from etl_assets.ledger.models import FINISHED_STATUSES
 
 REPO = Path(__file__).resolve().parents[1]
+STRAGGLER_SECONDS = 5.0  # how long a child may outlive its stopped process
 
 
 @contextmanager
 def background(
     args: Sequence[str], env: Mapping[str, str], log: Path, *, cwd: Path = REPO
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `args` in its own session; SIGTERM (then SIGKILL after 30 s) to its group on exit."""
+    """Run `args` in its own session. On exit: SIGTERM to its group; SIGKILL to the process if
+    it has not exited 30 s later, and to any child still there a few seconds after it."""
     handle = log.open("w")
     process = subprocess.Popen(
         list(args), cwd=cwd, env=dict(env), stdout=handle, stderr=subprocess.STDOUT,
@@ -32,15 +34,28 @@ def background(
     try:
         yield process
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
+        group = process.pid
+        _signal_group(group, signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
             process.wait(30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        # Then the rest of the group: a child can outlive the process. Seen: a `dagster api
+        # grpc` code server hung in its own shutdown after its daemon had exited, an orphan
+        # for good.
+        deadline = time.monotonic() + STRAGGLER_SECONDS
+        while _signal_group(group, 0) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _signal_group(group, signal.SIGKILL)
+        process.wait(10)
         handle.close()
+
+
+def _signal_group(group: int, sig: int) -> bool:
+    """Send `sig` to the process group (0: only ask whether it exists); False when empty."""
+    try:
+        os.killpg(group, sig)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def wait_for_line(log: Path, text: str, timeout: float) -> None:
