@@ -13,8 +13,8 @@ A file's time runs from the moment its submission starts (the `etl submit` proce
 launched, the request is sent, the file lands in the inbox) to the ledger's `completed_at`.
 Prints p50 and p90 against the targets (3 s with Celery, 8 s with the default launcher) and
 against this machine's reference measured first (a new Python process importing the
-platform, common.process_start_seconds), and where the seconds go: submission recorded (job created), claimed (attempt started), run
-created, run started, the job's steps, completed.
+platform, common.process_start_seconds), and where the seconds go: submission recorded (job
+created), claimed (attempt started), run created, run started, the job's steps, completed.
 """
 
 from __future__ import annotations
