@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -47,7 +46,7 @@ def one_pass(path: Path, write_ahead: int) -> dict[str, Any]:
     from etl_assets.db import engine_for
     from etl_assets.intake.publisher import publish_file, source_archive
     from etl_assets.ledger import Ledger
-    from etl_assets.resources.apis import CatalogResource, FxRatesResource
+    from etl_assets.resources.apis import enrichment_clients
     from etl_assets.runs.tracking import StepPolicy, job_step
 
     load.WRITE_AHEAD = write_ahead
@@ -59,10 +58,7 @@ def one_pass(path: Path, write_ahead: int) -> dict[str, Any]:
     ledger.claim_due(1)
     run_id = str(uuid.uuid4())
     ledger.begin_run(job.job_id, run_id)
-    clients = {
-        "fx_api": FxRatesResource(base_url=os.environ["FX_API_URL"]),
-        "catalog_api": CatalogResource(base_url=os.environ["CATALOG_API_URL"]),
-    }
+    clients = enrichment_clients(settings)  # as the job's definitions build them
     context = TransformContext(job_id=job.job_id, reporting_currency=settings.reporting_currency)
     rows = OnePassRows(dataset, Path(job.source_uri), settings, clients, context)
     with job_step(ledger, job.job_id, run_id, "sales/one-pass", StepPolicy()) as step:

@@ -300,7 +300,7 @@ def main() -> None:
 
     # First: the pages of libraries this process has mapped are not dropped.
     peers_env = args.peers_python.absolute().parent.parent
-    eviction = evict_shared_libraries(Path(sys.prefix), Path(sys.base_prefix), peers_env)
+    eviction = evict_shared_libraries(peers_env)
     from bench_large_file import job_env, run_job_in_child
     from common import machine, sales_csv, same_rows_again, scratch_postgres
 

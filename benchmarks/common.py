@@ -102,7 +102,7 @@ def process_start_seconds(runs: int = 3) -> float:
         subprocess.run(
             [sys.executable, "-c", "import etl_assets.definitions"],
             check=True,
-            cwd=Path(__file__).resolve().parents[1],
+            cwd=REPO,
         )
         seconds.append(time.perf_counter() - started)
     return min(seconds)

@@ -21,12 +21,11 @@ import time
 from pathlib import Path
 
 
-def evict_shared_libraries(*prefixes: Path) -> str:
-    """Drop the cached pages of every shared object under `prefixes` (default: this
-    interpreter's environment and its base installation); returns what was done, to print.
-    """
+def evict_shared_libraries(*other_environments: Path) -> str:
+    """Drop the cached pages of every shared object of this interpreter's environment, its
+    base installation and `other_environments`; returns what was done, to print."""
     started = time.perf_counter()
-    roots = sorted(set(prefixes or (Path(sys.prefix), Path(sys.base_prefix))))
+    roots = sorted({Path(sys.prefix), Path(sys.base_prefix), *other_environments})
     os.sync()  # written pages must be clean to be dropped
     evicted = 0
     for root in roots:
